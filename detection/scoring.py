@@ -1,0 +1,167 @@
+"""One synthetic-media score per image, from independent signals, with the evidence behind it.
+
+Plain functions over bytes and Pillow images; no Django. `score_bytes` is the entry point for a
+file; `score_image` for an image the caller already opened; `combine` is the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from detection.signals.base import Signal, SignalFunction, open_untrusted
+from detection.signals.metadata import metadata_signal
+
+MODEL_VERSION: str = "signals-v1"
+"""Names the set of signals and their weights; bump it whenever either changes, so stored scores
+can be told apart from scores a different version would give."""
+
+PRIOR: float = 0.2
+"""The score when no signal carries evidence either way.
+
+The share of synthetic images among reported items is not known yet. 0.5 would tell a moderator
+"coin flip" for every image without metadata, which is most of them (platforms strip metadata), and
+would rank evidence-free items level with ones that have mild evidence. 0.2 keeps those items low
+while leaving a single strong signal free to carry the score above 0.9. Revisit once reviewed
+decisions give a measured base rate.
+"""
+
+MAX_PIXELS: int = 64_000_000
+"""Largest image decoded (8000 x 8000), checked before the pixels are read. Below Pillow's own
+decompression-bomb limit (about 89 million pixels) so that one hostile file cannot take a worker's
+memory; no genuine photo or generator output comes near it."""
+
+EVIDENCE_CLIP: float = 0.01
+"""Signal values are clipped to [0.01, 0.99] before combining: no single signal may claim
+certainty, and a value of exactly 0 or 1 would make the log-odds infinite."""
+
+SIGNALS: list[SignalFunction] = [metadata_signal]
+"""The signals every image is scored with, in the order they are reported. Later signals (C2PA,
+watermark, the learned model) are appended here; each is `(bytes, image or None) -> Signal`."""
+
+
+class ScoringError(Exception):
+    """The input cannot be scored: empty, not an image, too large or damaged.
+
+    `str(error)` is a plain sentence saying what went wrong and what to do about it.
+    """
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """A score with the signals that produced it and the version of the scoring that ran."""
+
+    score: float
+    signals: list[Signal]
+    model_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: {"score", "signals": [...], "model_version"}."""
+        return {
+            "score": self.score,
+            "signals": [signal.as_dict() for signal in self.signals],
+            "model_version": self.model_version,
+        }
+
+    def summary(self) -> str:
+        """One sentence for a moderator: the score and the signal that moved it most."""
+        decisive = max(self.signals, key=_pull, default=None)
+        if decisive is None or _pull(decisive) == 0.0:
+            return (
+                f"Score {self.score:.2f} is the starting estimate: no signal found evidence either way, "
+                "so this says nothing about whether the image is synthetic."
+            )
+        direction = "towards synthetic" if decisive.value > 0.5 else "towards a real photo"
+        reason = str(decisive.detail.get("summary", "")).rstrip(". ")
+        return f"Score {self.score:.2f}, moved most {direction} by the {decisive.name} signal: {reason}."
+
+
+def combine(signals: Sequence[Signal], prior: float = PRIOR) -> float:
+    """Combine signals into one probability-like score by adding log-odds.
+
+        score = sigmoid(logit(prior) + sum(weight * logit(clip(value, 0.01, 0.99))))
+
+    Each signal's value is read as a likelihood ratio against the neutral 0.5, the way a naive
+    Bayes classifier treats independent evidence: a 0.5 signal or a weight of 0 adds nothing, the
+    score rises with every value and with every weight on a value above 0.5, and with no evidence
+    the score is the prior. Weights below 1 discount signals that are not independent of the rest.
+    """
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"The prior must lie strictly between 0 and 1, got {prior!r}.")
+    log_odds = _logit(prior) + sum(signal.weight * _logit(_clip(signal.value)) for signal in signals)
+    return _sigmoid(log_odds)
+
+
+def score_image(image: Image.Image, data: bytes) -> ScoreResult:
+    """Score an image already opened from `data` (its bytes) with every signal in `SIGNALS`."""
+    signals = [signal_function(data, image) for signal_function in SIGNALS]
+    return ScoreResult(score=round(combine(signals), 4), signals=signals, model_version=MODEL_VERSION)
+
+
+def score_bytes(data: bytes) -> ScoreResult:
+    """Open an image file, check it decodes within the size limit, and score it.
+
+    Raises `ScoringError` with a plain message for empty, unreadable, oversized or damaged input.
+    """
+    if not data:
+        raise ScoringError("The file is empty (0 bytes), so there is nothing to score; upload it again.")
+    image = _open(data)
+    with image:
+        return score_image(image, data)
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        image = open_untrusted(data)
+    except Image.DecompressionBombError as exc:
+        raise ScoringError(
+            f"The image is too large to decode safely (more than {MAX_PIXELS:,} pixels); "
+            "score a scaled-down copy instead."
+        ) from exc
+    except Exception as exc:  # UnidentifiedImageError and whatever a damaged header makes Pillow raise
+        raise ScoringError(
+            "The file is not an image Takedown can read (JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF); "
+            "if it is a video or document, score a still image taken from it."
+        ) from exc
+
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise ScoringError(
+            f"The image is {width} x {height} = {width * height:,} pixels, more than the {MAX_PIXELS:,} "
+            "Takedown decodes; score a scaled-down copy instead."
+        )
+    try:
+        image.load()
+    except Exception as exc:  # truncated or corrupt pixel data; Pillow raises OSError, SyntaxError, ...
+        image.close()
+        raise ScoringError(
+            f"The {image.format or 'image'} file is damaged or cut short and could not be decoded "
+            f"({exc}); ask for the original file again."
+        ) from exc
+    return image
+
+
+def _pull(signal: Signal) -> float:
+    """How far a signal moves the log-odds, in either direction."""
+    return abs(signal.weight * _logit(_clip(signal.value)))
+
+
+def _clip(value: float) -> float:
+    return min(max(value, EVIDENCE_CLIP), 1.0 - EVIDENCE_CLIP)
+
+
+def _logit(probability: float) -> float:
+    return math.log(probability / (1.0 - probability))
+
+
+def _sigmoid(log_odds: float) -> float:
+    # Two branches so that a very large or very negative sum never overflows math.exp.
+    if log_odds >= 0:
+        return 1.0 / (1.0 + math.exp(-log_odds))
+    exp = math.exp(log_odds)
+    return exp / (1.0 + exp)

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class ModerationConfig(AppConfig):
+    name = "moderation"
+    verbose_name = "Moderation"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from moderation.services.roles import roles_sync
+
+        post_migrate.connect(roles_sync, sender=self, dispatch_uid="takedown-roles-sync")

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from moderation.models import ApiKey
+from moderation.services.api_keys import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key. The key is printed once, on the last line; only its hash is stored."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--kind", required=True, choices=ApiKey.Kind.values)
+        parser.add_argument("--name", required=True)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            row, key = api_key_create(kind=options["kind"], name=options["name"], actor="cli")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Created {row.kind} key {row.name!r} (prefix {row.prefix}). Store it now; "
+                          "it cannot be shown again:")
+        self.stdout.write(key)

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from detection.scoring import ScoringError, score_bytes
+from moderation.management.commands._jsonlines import run_per_path
+
+
+class Command(BaseCommand):
+    help = "Score image files for signs of synthesis: one JSON object per line (score, signals, model_version)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", metavar="PATH")
+        parser.add_argument("--json", action="store_true", help="JSON lines output (the only format).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["json"]:
+            raise CommandError("Pass --json: the output is one JSON object per line.")
+        run_per_path(options["paths"], lambda data: score_bytes(data).as_dict(), self.stdout, (ScoringError,))

@@ -1,0 +1,75 @@
+"""The built-in demo platform, API keys for platforms and partners, and partner organisations."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class DemoContentItem(models.Model):
+    """A piece of content on the demo host platform, addressed ``demo://content/<number>``."""
+
+    class Status(models.TextChoices):
+        LIVE = "live", "Live"
+        REMOVED = "removed", "Removed"
+
+    number = models.PositiveIntegerField(unique=True)
+    title = models.CharField(max_length=200)
+    file = models.FileField(upload_to="demo/", max_length=300)
+    mime = models.CharField(max_length=100)
+    uploader = models.CharField(max_length=100, default="demo-user")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.LIVE)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removal_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return self.location
+
+    @property
+    def location(self) -> str:
+        return f"demo://content/{self.number}"
+
+
+class Partner(models.Model):
+    """A partner platform that exchanges hashes. Exchange workflow arrives with the sharing issue."""
+
+    class Trust(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    name = models.CharField(max_length=100, unique=True)
+    organisation = models.CharField(max_length=200)
+    contact_email = models.EmailField(blank=True)
+    trust_level = models.CharField(max_length=10, choices=Trust.choices, default=Trust.LOW)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """A key for the host platform or a partner. Only its SHA-256 is stored; the key is shown once."""
+
+    class Kind(models.TextChoices):
+        PLATFORM = "platform", "Host platform"
+        PARTNER = "partner", "Partner"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_authenticated(self) -> bool:  # lets DRF treat a key as an authenticated principal
+        return True

@@ -1,0 +1,80 @@
+"""Reports (legal notices) and the items they name."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class Report(models.Model):
+    """A removal request: the notice elements of TAKE IT DOWN, OSA s.20A and DSA Art. 16 (LEGAL.md)."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        NEEDS_INFORMATION = "needs_information", "Needs information"
+        IN_REVIEW = "in_review", "In review"
+        ACTIONING = "actioning", "Removal in progress"
+        REMOVED = "removed", "Content removed"
+        NO_VIOLATION = "no_violation", "Closed without removal"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    class Relationship(models.TextChoices):
+        SELF = "self", "I am the person depicted"
+        REPRESENTATIVE = "representative", "I am authorised to act for the person depicted"
+
+    class Source(models.TextChoices):
+        WEB = "web", "Web form"
+        API = "api", "API"
+        TRUSTED_FLAGGER = "trusted_flagger", "Trusted flagger"
+        ESAFETY = "esafety", "eSafety removal notice"
+
+    case_number = models.CharField(max_length=20, unique=True)
+    pin_hash = models.CharField(max_length=200)
+    status = models.CharField(max_length=30, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    source = models.CharField(max_length=30, choices=Source.choices, default=Source.WEB)
+    # Notice elements. Contact details are personal data: never logged, never exported.
+    reporter_name = models.CharField(max_length=200)
+    reporter_email = models.EmailField()
+    relationship = models.CharField(max_length=20, choices=Relationship.choices)
+    statement = models.TextField(help_text="Why the content is non-consensual intimate imagery.")
+    good_faith = models.BooleanField(help_text="Good-faith statement that the depiction is not consensual.")
+    signature = models.CharField(max_length=200, help_text="Electronic signature: the full name typed.")
+    adult_confirmed = models.BooleanField(help_text="The person depicted is 18 or over.")
+    received_at = models.DateTimeField(default=timezone.now)
+    notice_complete_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return self.case_number
+
+
+class ReportedItem(models.Model):
+    """One piece of content a report names: a location on the platform and/or an uploaded file."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be fetched"
+        RESOLVED = "resolved", "Fetched"
+        UNPROCESSABLE = "unprocessable", "Could not be processed"
+        REMOVED = "removed", "Removed"
+        KEPT = "kept", "Not removed"
+
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="items")
+    location = models.CharField(max_length=2048, blank=True)
+    media = models.ForeignKey("moderation.Media", on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="reported_items")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    # Shown to moderators when the item is unprocessable: what went wrong, in plain words.
+    error = models.CharField(max_length=500, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.location or f"upload #{self.pk}"

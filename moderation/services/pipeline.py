@@ -1,0 +1,130 @@
+"""The processing steps for reported media: resolve → hash → match → score.
+
+Each step is idempotent: it looks at what is already stored and does only what is missing, so a
+task that runs twice (a retry, a redelivery after a worker died) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from detection.scoring import MODEL_VERSION, ScoringError, score_bytes
+from hashing.algorithms import hash_bytes
+from hashing.errors import MediaError
+from hashing.matching import match_hashes
+from moderation.models import DetectionResult, Match, Media, MediaHash, Report, ReportedItem
+from moderation.platforms import ContentNotFound, get_content_source
+from moderation.services.audit import SYSTEM, audit_record
+from moderation.services.media import media_read, media_store
+
+logger = logging.getLogger(__name__)
+
+
+def report_resolve(report_id: int) -> list[int]:
+    """Fetch every pending item of the report from the platform. Returns the ids of its media.
+
+    ``PlatformError`` (a platform that is down) propagates so the task retries; an item that does
+    not exist or is not an image becomes "unprocessable" with the reason, for moderators to see.
+    """
+    source = get_content_source()
+    pending = ReportedItem.objects.filter(report_id=report_id, state=ReportedItem.State.PENDING).exclude(location="")
+    for item in pending:
+        try:
+            data = source.fetch(item.location)
+            media = media_store(data=data, origin=Media.Origin.PLATFORM)
+        except (ContentNotFound, MediaError) as exc:
+            with transaction.atomic():
+                updated = ReportedItem.objects.filter(pk=item.pk, state=ReportedItem.State.PENDING).update(
+                    state=ReportedItem.State.UNPROCESSABLE, error=str(exc)[:500])
+                if updated:
+                    audit_record(actor=SYSTEM, action="item.unprocessable", object_type="item",
+                                 object_id=item.pk, data={"report": report_id, "error": str(exc)[:500]})
+            continue
+        with transaction.atomic():
+            updated = ReportedItem.objects.filter(pk=item.pk, state=ReportedItem.State.PENDING).update(
+                state=ReportedItem.State.RESOLVED, media=media)
+            if updated:
+                audit_record(actor=SYSTEM, action="item.resolved", object_type="item", object_id=item.pk,
+                             data={"report": report_id, "media": media.pk})
+    return sorted(set(
+        ReportedItem.objects.filter(report_id=report_id).exclude(media=None).values_list("media_id", flat=True)
+    ))
+
+
+def media_hash_and_match(media_id: int) -> Media:
+    """Compute the media's hashes and record its bank matches (once)."""
+    media = Media.objects.get(pk=media_id)
+    if media.status != Media.Status.PENDING:
+        return media
+    try:
+        hashes = hash_bytes(media_read(media))
+    except MediaError as exc:
+        _mark_unprocessable(media, str(exc))
+        return media
+    found = match_hashes(hashes.values())
+    with transaction.atomic():
+        locked = Media.objects.select_for_update().get(pk=media_id)
+        if locked.status != Media.Status.PENDING:
+            return locked
+        rows = {}
+        for algorithm, value in hashes.values():
+            quality = hashes.pdq_quality if algorithm == "pdq" else None
+            rows[algorithm], _ = MediaHash.objects.get_or_create(
+                media=locked, algorithm=algorithm, defaults={"value": value, "quality": quality})
+        for m in found:
+            Match.objects.get_or_create(
+                media_hash=rows[m.algorithm], bank_entry_id=m.entry_id,
+                defaults={"media": locked, "algorithm": m.algorithm, "distance": m.distance,
+                          "threshold": m.threshold})
+        locked.status = Media.Status.PROCESSED
+        locked.processed_at = timezone.now()
+        locked.save(update_fields=["status", "processed_at"])
+        audit_record(actor=SYSTEM, action="media.hashed", object_type="media", object_id=media_id,
+                     data={"algorithms": sorted(rows), "pdq_quality": hashes.pdq_quality,
+                           "matches": [{"entry": m.entry_id, "bank": m.bank_name, "algorithm": m.algorithm,
+                                        "distance": m.distance} for m in found]})
+    return locked
+
+
+def media_score(media_id: int) -> DetectionResult | None:
+    """Score the media for signs of synthesis (once per model version)."""
+    media = Media.objects.get(pk=media_id)
+    if media.status == Media.Status.UNPROCESSABLE:
+        return None
+    existing = DetectionResult.objects.filter(media=media, model_version=MODEL_VERSION).first()
+    if existing is not None:
+        return existing
+    try:
+        result = score_bytes(media_read(media))
+    except ScoringError as exc:
+        _mark_unprocessable(media, str(exc))
+        return None
+    with transaction.atomic():
+        detection, created = DetectionResult.objects.get_or_create(
+            media=media, model_version=result.model_version,
+            defaults={"score": result.score, "signals": [s.as_dict() for s in result.signals],
+                      "summary": result.summary()[:500]})
+        if created:
+            audit_record(actor=SYSTEM, action="media.scored", object_type="media", object_id=media_id,
+                         data={"score": result.score, "model_version": result.model_version})
+    return detection
+
+
+def reports_for_media(media_id: int) -> list[int]:
+    return sorted(set(Report.objects.filter(items__media_id=media_id).values_list("id", flat=True)))
+
+
+def _mark_unprocessable(media: Media, message: str) -> None:
+    with transaction.atomic():
+        updated = Media.objects.filter(pk=media.pk).exclude(status=Media.Status.UNPROCESSABLE).update(
+            status=Media.Status.UNPROCESSABLE, error=message[:500], processed_at=timezone.now())
+        if updated:
+            ReportedItem.objects.filter(media=media).exclude(state=ReportedItem.State.REMOVED).update(
+                state=ReportedItem.State.UNPROCESSABLE, error=message[:500])
+            audit_record(actor=SYSTEM, action="media.unprocessable", object_type="media", object_id=media.pk,
+                         data={"error": message[:500]})
+    media.refresh_from_db()
+    logger.info("media %s is unprocessable", media.pk)

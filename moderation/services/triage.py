@@ -1,0 +1,115 @@
+"""Triage: a review task per report, with a priority and the reasons for it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from detection.scoring import PRIOR as SCORE_PRIOR
+from moderation.models import DetectionResult, Match, Report, ReviewTask
+from moderation.services.audit import SYSTEM, audit_record
+
+# Points per factor; the total orders the queue. Deadline dominates because the law fixes it
+# (48 h / 24 h), then evidence that the item is a known copy, then synthesis evidence.
+DEADLINE_BANDS: list[tuple[float, int, str]] = [
+    # (hours left at most, points, label) — the first band that fits wins.
+    (0, 60, "deadline passed"),
+    (6, 50, "under 6 h to the deadline"),
+    (12, 40, "under 12 h to the deadline"),
+    (24, 30, "under 24 h to the deadline"),
+    (36, 20, "under 36 h to the deadline"),
+]
+DEADLINE_FAR_POINTS = 10
+MATCH_MAX_POINTS = 30           # scaled by the strongest match's strength (1.0 = identical hash)
+BLOCKING_BANK_POINTS = 10       # the match is in a bank that blocks uploads (confirmed content)
+SCORE_MAX_POINTS = 30           # scaled by how far the synthetic-media score rises above the prior
+SOURCE_POINTS: dict[str, int] = {Report.Source.ESAFETY: 10, Report.Source.TRUSTED_FLAGGER: 10}
+SELF_REPORT_POINTS = 5          # the person depicted reported it themselves
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    points: int
+    detail: str
+
+
+def deadline_reason(deadline_at: datetime | None, now: datetime) -> Reason | None:
+    if deadline_at is None:
+        return None
+    hours_left = (deadline_at - now).total_seconds() / 3600
+    for limit, points, label in DEADLINE_BANDS:
+        if hours_left <= limit:
+            return Reason("deadline", points, label)
+    return Reason("deadline", DEADLINE_FAR_POINTS, "more than 36 h to the deadline")
+
+
+def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason]:
+    """Why this report's case sits where it does in the queue, largest factor first."""
+    now = now or timezone.now()
+    reasons: list[Reason] = []
+    deadline = deadline_reason(report.deadline_at, now)
+    if deadline:
+        reasons.append(deadline)
+    media_ids = list(report.items.exclude(media=None).values_list("media_id", flat=True))
+    matches = list(Match.objects.filter(media_id__in=media_ids).select_related("bank_entry__bank"))
+    if matches:
+        best = max(matches, key=lambda m: m.strength)
+        reasons.append(Reason("match", round(MATCH_MAX_POINTS * best.strength),
+                              f"{best.algorithm} match at distance {best.distance} in bank "
+                              f"{best.bank_entry.bank.name}"))
+        if any(m.bank_entry.bank.blocks_uploads for m in matches):
+            reasons.append(Reason("confirmed_bank", BLOCKING_BANK_POINTS, "matches confirmed content"))
+    top_score = DetectionResult.objects.filter(media_id__in=media_ids).aggregate(top=Max("score"))["top"]
+    if top_score is not None:
+        # A score at the prior means "no evidence either way": it must not move the case up.
+        evidence = max(0.0, (top_score - SCORE_PRIOR) / (1.0 - SCORE_PRIOR))
+        points = round(SCORE_MAX_POINTS * evidence)
+        if points > 0:
+            reasons.append(Reason("score", points, f"synthetic-media score {top_score:.2f}"))
+    if report.source in SOURCE_POINTS:
+        reasons.append(Reason("source", SOURCE_POINTS[report.source], f"reported via {report.get_source_display()}"))
+    if report.relationship == Report.Relationship.SELF:
+        reasons.append(Reason("self_report", SELF_REPORT_POINTS, "reported by the person depicted"))
+    reasons.sort(key=lambda r: (-r.points, r.code))
+    return reasons
+
+
+def task_ensure(report: Report) -> ReviewTask:
+    """The report's review task, created (with a deadline-only priority) if it has none yet."""
+    reasons = priority_reasons(report)
+    task, created = ReviewTask.objects.get_or_create(
+        report=report, kind=ReviewTask.Kind.REPORT,
+        defaults={"priority": sum(r.points for r in reasons), "priority_reasons": [asdict(r) for r in reasons]},
+    )
+    if created:
+        audit_record(actor=SYSTEM, action="task.created", object_type="task", object_id=task.pk,
+                     data={"report": report.pk, "priority": task.priority})
+    return task
+
+
+def report_triage(report_id: int) -> ReviewTask | None:
+    """Recompute the priority of the report's open task. Unchanged priority writes nothing."""
+    with transaction.atomic():
+        report = Report.objects.select_for_update().get(pk=report_id)
+        task = task_ensure(report)
+        if task.state == ReviewTask.State.DECIDED:
+            return task
+        reasons = [asdict(r) for r in priority_reasons(report)]
+        priority = sum(r["points"] for r in reasons)
+        changed = priority != task.priority or reasons != task.priority_reasons or task.triaged_at is None
+        if changed:
+            task.priority = priority
+            task.priority_reasons = reasons
+            task.triaged_at = task.triaged_at or timezone.now()
+            task.save(update_fields=["priority", "priority_reasons", "triaged_at", "updated_at"])
+            audit_record(actor=SYSTEM, action="task.triaged", object_type="task", object_id=task.pk,
+                         data={"priority": priority, "reasons": [r["code"] for r in reasons]})
+        if report.status == Report.Status.RECEIVED:
+            report.status = Report.Status.IN_REVIEW
+            report.save(update_fields=["status", "updated_at"])
+        return task
