@@ -20,6 +20,7 @@ run: install
 	mkdir -p var
 	test -s var/secret_key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
 	SECRET_KEY_FILE=var/secret_key $(BIN)/python manage.py migrate --noinput
+	SECRET_KEY_FILE=var/secret_key $(BIN)/python manage.py collectstatic --noinput -v 0
 	SECRET_KEY_FILE=var/secret_key $(BIN)/python manage.py seed_demo
 	@echo "Takedown on http://127.0.0.1:$(PORT)/  — console: http://127.0.0.1:$(PORT)/console/  API docs: /api/docs/"
 	SECRET_KEY_FILE=var/secret_key $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)

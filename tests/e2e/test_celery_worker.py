@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import redis
-from kombu import pools as kombu_pools
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
+from kombu import pools as kombu_pools
 from rest_framework.test import APIClient
 
 from moderation.celery import app as celery_app

@@ -92,3 +92,14 @@ def test_an_uploaded_image_is_processed_like_a_fetched_one(demo: Any) -> None:
     assert media.detections.get().score == pytest.approx(0.2)
     codes = [r["code"] for r in report.tasks.get().priority_reasons]
     assert "score" not in codes  # a score at the prior is no evidence and adds no priority
+
+
+def test_detection_runs_on_its_own_queue_and_the_rest_on_default() -> None:
+    from moderation.celery import app
+
+    router = app.amqp.router
+    assert router.route({}, "moderation.tasks.score_media")["queue"].name == "detection"
+    assert router.route({}, "moderation.tasks.process_media")["queue"].name == "default"
+    for name in ("process_report", "process_media", "score_media", "triage_media", "carry_out_action"):
+        task = app.tasks[f"moderation.tasks.{name}"]
+        assert task.acks_late and task.reject_on_worker_lost and task.max_retries == 8
