@@ -39,4 +39,4 @@ worker: install
 	$(BIN)/celery -A moderation worker -Q default,detection --loglevel=INFO
 
 clean:
-	rm -rf var/test-media var/test-takedown-*.sqlite3* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var/test-media-* var/test-takedown-*.sqlite3* .pytest_cache .mypy_cache .ruff_cache

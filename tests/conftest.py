@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,12 @@ from moderation.services.roles import ADMIN, MODERATOR, SENIOR, TRIAGE, roles_sy
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clean_media_root() -> None:
+def _private_media_root() -> Iterator[None]:
     root = Path(settings.MEDIA_ROOT)
-    if root.name == "test-media":
-        shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
+    yield
+    if root.name.startswith("test-media-"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def make_image_bytes(seed: int = 0, size: tuple[int, int] = (256, 192), fmt: str = "JPEG") -> bytes:

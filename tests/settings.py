@@ -5,7 +5,8 @@ from pathlib import Path
 
 _VAR = Path(__file__).resolve().parent.parent / "var"
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
-os.environ.setdefault("TAKEDOWN_MEDIA_ROOT", str(_VAR / "test-media"))
+# Per test run, so concurrent runs on one machine never wipe each other's files.
+os.environ.setdefault("TAKEDOWN_MEDIA_ROOT", str(_VAR / f"test-media-{os.getpid()}"))
 
 from moderation.settings import *  # noqa: E402,F403
 from moderation.settings import LOGGING, STATIC_ROOT  # noqa: E402
