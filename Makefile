@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps invisible-watermark==0.2.0  # the watermark tests' reference encoder
 	touch $(STAMP)
 
 # An embedded instance: SQLite, Celery eager, media under var/, DEBUG off with a generated key.

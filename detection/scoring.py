@@ -13,12 +13,20 @@ from typing import Any
 
 from PIL import Image
 
+from detection.learned.registry import DEFAULT_VERSION, LoadedModel
 from detection.signals.base import Signal, SignalFunction, open_untrusted
+from detection.signals.c2pa_manifest import c2pa_signal
+from detection.signals.faces import faces_signal
 from detection.signals.metadata import metadata_signal
+from detection.signals.model import model_signal
+from detection.signals.watermark import watermark_signal
 
-MODEL_VERSION: str = "signals-v1"
-"""Names the set of signals and their weights; bump it whenever either changes, so stored scores
-can be told apart from scores a different version would give."""
+SIGNALS_VERSION: str = "signals-v2"
+"""Names the set of signals and their weights; bump it whenever either changes."""
+
+MODEL_VERSION: str = f"{SIGNALS_VERSION}+{DEFAULT_VERSION}"
+"""What a stored score was made with: the signal set and the learned model's weights. Stored scores
+can then be told apart from scores a different version would give."""
 
 PRIOR: float = 0.2
 """The score when no signal carries evidence either way.
@@ -39,9 +47,16 @@ EVIDENCE_CLIP: float = 0.01
 """Signal values are clipped to [0.01, 0.99] before combining: no single signal may claim
 certainty, and a value of exactly 0 or 1 would make the log-odds infinite."""
 
-SIGNALS: list[SignalFunction] = [metadata_signal]
-"""The signals every image is scored with, in the order they are reported. Later signals (C2PA,
-watermark, the learned model) are appended here; each is `(bytes, image or None) -> Signal`."""
+SIGNALS: list[SignalFunction] = [metadata_signal, c2pa_signal, watermark_signal, model_signal, faces_signal]
+"""The signals every image is scored with, in the order they are reported; each is
+`(bytes, image or None) -> Signal`."""
+
+PROVENANCE: frozenset[str] = frozenset({"c2pa", "metadata", "watermark"})
+"""Signals that read what the maker recorded (a signed manifest, metadata, a watermark). When one of
+them declares synthesis, the learned model's "looks like a photo" cannot pull the score below what
+that declaration gives alone: a pixel model's doubt does not outweigh the generator's own record
+(and the model is weakest exactly on modern generators, docs/model-card.md). Their absence changes
+nothing: they report 0.5 when they find nothing."""
 
 
 class ScoringError(Exception):
@@ -96,13 +111,34 @@ def combine(signals: Sequence[Signal], prior: float = PRIOR) -> float:
     return _sigmoid(log_odds)
 
 
-def score_image(image: Image.Image, data: bytes) -> ScoreResult:
-    """Score an image already opened from `data` (its bytes) with every signal in `SIGNALS`."""
-    signals = [signal_function(data, image) for signal_function in SIGNALS]
-    return ScoreResult(score=round(combine(signals), 4), signals=signals, model_version=MODEL_VERSION)
+def combine_with_provenance(signals: Sequence[Signal], prior: float = PRIOR) -> float:
+    """`combine`, floored by what the provenance signals that declare synthesis give on their own.
+
+    Only a provenance signal above 0.5 sets a floor, so with no provenance evidence this is exactly
+    `combine` and the learned model may still lower the score below the prior."""
+    score = combine(signals, prior)
+    declaring = [signal for signal in signals if signal.name in PROVENANCE and signal.value > 0.5]
+    if declaring:
+        score = max(score, combine(declaring, prior))
+    return score
 
 
-def score_bytes(data: bytes) -> ScoreResult:
+def score_image(image: Image.Image, data: bytes, model: LoadedModel | None = None) -> ScoreResult:
+    """Score an image already opened from `data` (its bytes) with every signal in `SIGNALS`.
+
+    `model`, when given, replaces the default learned-model weights (a promoted or shadow version,
+    `detection.versions`); the result's `model_version` then names it."""
+    signals = [
+        model_signal(data, image, model=model)
+        if function is model_signal and model is not None
+        else function(data, image)
+        for function in SIGNALS
+    ]
+    version = MODEL_VERSION if model is None else f"{SIGNALS_VERSION}+{model.version}"
+    return ScoreResult(score=round(combine_with_provenance(signals), 4), signals=signals, model_version=version)
+
+
+def score_bytes(data: bytes, model: LoadedModel | None = None) -> ScoreResult:
     """Open an image file, check it decodes within the size limit, and score it.
 
     Raises `ScoringError` with a plain message for empty, unreadable, oversized or damaged input.
@@ -111,7 +147,7 @@ def score_bytes(data: bytes) -> ScoreResult:
         raise ScoringError("The file is empty (0 bytes), so there is nothing to score; upload it again.")
     image = _open(data)
     with image:
-        return score_image(image, data)
+        return score_image(image, data, model)
 
 
 def _open(data: bytes) -> Image.Image:

@@ -3,21 +3,27 @@
 Everything that can go wrong with an upload becomes one of the errors in ``hashing.errors`` with a
 message the uploader can act on; no Pillow exception escapes. Only a short list of common raster
 formats is accepted, so Pillow never hands untrusted bytes to a rarely used decoder (or, for EPS, to
-Ghostscript).
+Ghostscript). HEIC comes through pillow-heif, AVIF through Pillow's own plugin.
+
+For hashing, :func:`open_for_hashing` decodes JPEGs at reduced scale (libjpeg's DCT scaling: 1/2, 1/4
+or 1/8) while at least :data:`HASH_DECODE_MIN_SIDE` pixels remain on the short side: enough for PDQ,
+pHash and dHash to agree with a full decode, and several times faster.
 """
 
 import io
 import logging
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 from PIL import (
+    AvifImagePlugin,
     BmpImagePlugin,
     ExifTags,
     GifImagePlugin,
     Image,
-    ImageOps,
     JpegImagePlugin,
     PngImagePlugin,
     TiffImagePlugin,
@@ -25,9 +31,22 @@ from PIL import (
     WebPImagePlugin,
 )
 
-from hashing.errors import CorruptMedia, EmptyMedia, MediaError, MediaTooLarge, UnsupportedMedia
+from hashing.errors import CorruptMedia, EmptyMedia, MediaError, MediaTooLarge, TooManyFrames, UnsupportedMedia
 
-__all__ = ["MAX_BYTES", "MAX_PIXELS", "SUPPORTED_FORMATS", "ImageInfo", "open_image", "probe"]
+__all__ = [
+    "HASH_DECODE_MIN_SIDE",
+    "MAX_BYTES",
+    "MAX_FRAMES",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "SUPPORTED_FORMATS",
+    "ImageInfo",
+    "ScaledImage",
+    "iter_frames",
+    "open_for_hashing",
+    "open_image",
+    "probe",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +56,16 @@ MAX_BYTES: int = 50 * 1024 * 1024
 # 64 megapixels: above a 60 MP camera sensor (9504 x 6336) and below Pillow's own decompression-bomb
 # warning (about 89.5 MP), so our clearer error fires first. Decoded RGB at this size is about 190 MB.
 MAX_PIXELS: int = 64_000_000
+# 32768 px on a side: wider than a phone's panorama (about 16000 px) and half JPEG's own ceiling (65500).
+# Longer sides are absurd shapes (100000 x 1) that only serve to stress decoders and filters.
+MAX_SIDE: int = 32768
+# Frames an animated image may have before we refuse it: 10 s at 30 fps, and far beyond an ordinary
+# GIF or WebP sticker. Longer animations are videos in disguise and a cheap way to make a server work.
+MAX_FRAMES: int = 300
+# The smallest JPEG scale (1, 1/2, 1/4, 1/8) that keeps at least this many pixels on the short side:
+# six per PDQ output cell. Measured against pdqhash on full decodes of the 100 detection-eval photos:
+# every hash within 4 bits (mean 0.2) and quality exact; at 256 the mean doubles.
+HASH_DECODE_MIN_SIDE = 384
 
 # Pillow format name -> MIME type. MPO is how Pillow names the JPEGs many phones write (with an extra
 # preview picture); they are JPEG files to everyone else.
@@ -48,12 +77,25 @@ SUPPORTED_FORMATS: dict[str, str] = {
     "WEBP": "image/webp",
     "TIFF": "image/tiff",
     "BMP": "image/bmp",
+    "HEIF": "image/heic",
+    "AVIF": "image/avif",
 }
 
 # The decoders Image.open may try, in this order; importing a plugin registers it. JPEG's opener also
 # returns the MPO variant.
-_PLUGINS = (JpegImagePlugin, PngImagePlugin, GifImagePlugin, WebPImagePlugin, TiffImagePlugin, BmpImagePlugin)
-_OPENERS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
+_PLUGINS = (
+    JpegImagePlugin,
+    PngImagePlugin,
+    GifImagePlugin,
+    WebPImagePlugin,
+    TiffImagePlugin,
+    BmpImagePlugin,
+    AvifImagePlugin,
+)
+# pillow-heif adds Pillow's "HEIF" format (HEIC photos; thumbnails are skipped); Image.open below only
+# ever tries the formats named here, so registering it enables nothing else.
+pillow_heif.register_heif_opener(thumbnails=False)
+_OPENERS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF")
 # How Pillow reports damaged data: OSError ("image file is truncated"), SyntaxError ("broken PNG
 # file"), and assorted errors from parsing nonsense. To the uploader they are all one thing.
 _DAMAGE_EXCEPTIONS = (
@@ -68,7 +110,7 @@ _DAMAGE_EXCEPTIONS = (
     ZeroDivisionError,
     OverflowError,
 )
-_SUPPORTED_NAMES = "JPEG, PNG, GIF, WebP, TIFF or BMP"
+_SUPPORTED_NAMES = "JPEG, PNG, GIF, WebP, HEIC, AVIF, TIFF or BMP"
 _WHITE = (255, 255, 255, 255)
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
@@ -83,6 +125,14 @@ class ImageInfo:
     mime: str
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class ScaledImage:
+    """An upright RGB image, possibly decoded at reduced scale, and the full image's upright size."""
+
+    image: Image.Image
+    full_size: tuple[int, int]  # (width, height)
 
 
 def probe(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> ImageInfo:
@@ -107,22 +157,82 @@ def open_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX
     here, so truncated or damaged files raise :class:`CorruptMedia` now rather than later.
     """
     with _open(data, max_bytes=max_bytes, max_pixels=max_pixels) as img:
+        return _decode(img, max_pixels=max_pixels)
+
+
+def open_for_hashing(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> ScaledImage:
+    """Like :func:`open_image`, but a JPEG is decoded to luminance only, at 1/2, 1/4 or 1/8 scale if large.
+
+    The image is upright RGB, or for JPEGs mode ``L``: the decoder's luminance, which is all that PDQ,
+    pHash and dHash use. The short side keeps at least ``HASH_DECODE_MIN_SIDE`` pixels; ``full_size``
+    is the upright size of the full image, which PDQ needs to weight reduced pixels. Other formats are
+    decoded in full. The same typed errors as :func:`open_image`.
+    """
+    with _open(data, max_bytes=max_bytes, max_pixels=max_pixels) as img:
+        full_width, full_height = img.size
+        if img.format in {"JPEG", "MPO"}:
+            scale = 1
+            while scale < 8 and min(full_width, full_height) // (2 * scale) >= HASH_DECODE_MIN_SIDE:
+                scale *= 2
+            # Only luminance: JPEG's Y channel is PDQ's luma (BT.601) and what pHash and dHash use, and
+            # libjpeg skips the colour planes. Pillow picks the largest scale that keeps the size asked.
+            img.draft("L", (-(-full_width // scale), -(-full_height // scale)))
+        if _header_orientation(img) in _QUARTER_TURN_ORIENTATIONS:
+            full_width, full_height = full_height, full_width
+        image = _decode(img, max_pixels=max_pixels, keep_luma=img.format in {"JPEG", "MPO"})
+        return ScaledImage(image=image, full_size=(full_width, full_height))
+
+
+def iter_frames(
+    data: bytes, *, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
+) -> Iterator[Image.Image]:
+    """Every frame of an animated image (GIF, WebP, APNG, multi-page TIFF ...) as upright RGB, in order.
+
+    A still image yields one frame. Frames are decoded one at a time, so memory stays that of one frame.
+    More than ``max_frames`` frames raises :class:`TooManyFrames` before any is decoded; otherwise the
+    same typed errors as :func:`open_image`.
+    """
+    with _open(data, max_bytes=max_bytes, max_pixels=max_pixels) as img:
         try:
-            img.load()
-            _apply_orientation(img)
-            return _to_rgb(img)
+            count = int(getattr(img, "n_frames", 1))
         except MediaError:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _too_many_pixels(img.size, max_pixels) from exc
         except MemoryError:
             raise
         except Exception as exc:
-            raise _corrupt(
-                exc,
-                "The image file is damaged or incomplete (it may have been cut off during upload or "
-                "download). Please upload the original file again.",
-            ) from exc
+            raise _corrupt(exc, _DAMAGED) from exc
+        if count > max_frames:
+            raise TooManyFrames(
+                f"The animation has {count} frames; the limit is {max_frames}. Please upload a shorter "
+                "clip, or a still image of the relevant frame."
+            )
+        for index in range(count):
+            try:
+                img.seek(index)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                raise _corrupt(exc, _DAMAGED) from exc
+            yield _decode(img, max_pixels=max_pixels)
+
+
+def _decode(img: Image.Image, *, max_pixels: int, keep_luma: bool = False) -> Image.Image:
+    """Load the current frame, turn it upright and make it 8-bit RGB, with every failure typed.
+
+    With ``keep_luma``, an 8-bit greyscale frame (a JPEG drafted to luminance) stays ``L``.
+    """
+    try:
+        img.load()
+        frame = img.copy() if keep_luma and img.mode == "L" else _to_rgb(img)
+        return _upright(frame, _header_orientation(img)) if img.format != "HEIF" else frame
+    except MediaError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels(img.size, max_pixels) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _corrupt(exc, _DAMAGED) from exc
 
 
 def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -154,6 +264,12 @@ def _open(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     if width * height > max_pixels:
         img.close()
         raise _too_many_pixels(img.size, max_pixels)
+    if max(width, height) > MAX_SIDE:
+        img.close()
+        raise MediaTooLarge(
+            f"The image is {width} x {height} pixels; no side may be longer than {MAX_SIDE} pixels. "
+            "Please upload the image at an ordinary size."
+        )
     if width == 0 or height == 0:
         img.close()
         raise CorruptMedia("The image has no pixels (zero width or height). Please upload another copy.")
@@ -173,13 +289,22 @@ def _header_orientation(img: Image.Image) -> int:
     return orientation if isinstance(orientation, int) else 1
 
 
-def _apply_orientation(img: Image.Image) -> None:
-    """Turn the (loaded) image upright per its EXIF orientation, in place to avoid another copy."""
-    try:
-        ImageOps.exif_transpose(img, in_place=True)
-    except Exception:
-        # Broken EXIF is common and harmless: the picture is simply used as stored.
-        logger.info("Ignoring unreadable EXIF orientation", exc_info=True)
+_ORIENTATION_TRANSPOSES = {
+    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
+    3: (Image.Transpose.ROTATE_180,),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
+    5: (Image.Transpose.TRANSPOSE,),
+    6: (Image.Transpose.ROTATE_270,),
+    7: (Image.Transpose.TRANSVERSE,),
+    8: (Image.Transpose.ROTATE_90,),
+}
+
+
+def _upright(rgb: Image.Image, orientation: int) -> Image.Image:
+    """The RGB frame turned upright per the EXIF orientation (as ImageOps.exif_transpose does)."""
+    for transpose in _ORIENTATION_TRANSPOSES.get(orientation, ()):
+        rgb = rgb.transpose(transpose)
+    return rgb
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -204,6 +329,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return img.convert("RGB")
     except ValueError as exc:
         raise _unsupported_mode(img.mode) from exc
+
+
+_DAMAGED = (
+    "The image file is damaged or incomplete (it may have been cut off during upload or download). "
+    "Please upload the original file again."
+)
 
 
 def _corrupt(exc: Exception, message: str) -> CorruptMedia:
@@ -245,11 +376,13 @@ def _unsupported_message(data: bytes) -> str:
         )
     elif brand in {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}:
         kind = (
-            "a HEIC/HEIF or AVIF photo, which we cannot read yet. Please export it as JPEG (on an iPhone: "
-            "Settings > Camera > Formats > Most Compatible) or take a screenshot, and upload that."
+            "a HEIC/HEIF or AVIF photo that we could not read (it may be damaged, or a variant we do not "
+            "support). Please export it as JPEG (on an iPhone: Settings > Camera > Formats > Most "
+            "Compatible) or take a screenshot, and upload that."
         )
     elif brand or data.startswith((b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"FLV")):
-        kind = "a video. Videos are not supported yet; please upload a screenshot of the relevant frame."
+        kind = ("a video in a format we cannot read. We accept MP4/MOV, WebM/MKV and AVI videos; please "
+                "convert it to MP4, or upload a screenshot of the relevant frame.")
     elif data.startswith(b"%PDF"):
         kind = "a PDF document. Please upload the image itself, or a screenshot of the page."
     elif data.startswith((b"PK\x03\x04", b"Rar!", b"7z\xbc\xaf", b"\x1f\x8b")):

@@ -43,3 +43,15 @@ class UnreadableMedia(MediaError):
     """
 
     code = "unreadable"
+
+
+class VideoTooLong(MediaTooLarge):
+    """A video over the duration or decoded-frame limit (a "frame bomb" among them)."""
+
+    code = "too_long"
+
+
+class TooManyFrames(MediaTooLarge):
+    """An animated image with more frames than we decode (a "frame bomb" among them)."""
+
+    code = "too_many_frames"

@@ -1,7 +1,9 @@
 """Match hashes against the active entries of enabled banks.
 
-This is the linear first version: every active entry of the query's algorithm is compared. The
-matching issue replaces the scan with an in-memory multi-index; the function's contract stays.
+Perceptual hashes (PDQ, pHash, dHash) are searched in this process's in-memory index
+(``hashing.matcher``, exact multi-index Hamming search); cryptographic ones by equality in the
+database. Every hit is re-checked against the database (entry active, bank enabled, distance within
+the bank's threshold), so a withdrawn entry or a disabled bank stops matching at once.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hashing.algorithms import get_algorithm
-from hashing.models import BankEntry
+from hashing.algorithms import get_algorithm, hamming_hex
+from hashing.matcher import get_matcher
+from hashing.models import Bank, BankEntry
 
 
 @dataclass(frozen=True)
@@ -38,42 +41,67 @@ class BankMatch:
         return data
 
 
-def _entries(algorithm: str) -> list[tuple[int, int, str, bool, str, str]]:
-    return list(
-        BankEntry.objects.filter(algorithm=algorithm, status=BankEntry.Status.ACTIVE, bank__enabled=True)
-        .values_list("id", "bank_id", "bank__name", "bank__blocks_uploads", "value", "source")
-        .order_by("id")
-    )
+def bank_thresholds(algorithm: str, override: int | None = None) -> dict[int, int]:
+    """Each enabled bank's threshold for ``algorithm``: ``override``, else the bank's own, else the default."""
+    default = get_algorithm(algorithm).default_threshold
+    return {bank_id: override if override is not None else int((own or {}).get(algorithm, default))
+            for bank_id, own in Bank.objects.filter(enabled=True).values_list("id", "thresholds")}
 
 
 def match_hashes(
     hashes: Iterable[tuple[str, str]], thresholds: Mapping[str, int] | None = None
 ) -> list[BankMatch]:
-    """Every active bank entry within its algorithm's threshold of one of ``hashes``.
+    """Every active bank entry within its threshold of one of ``hashes``.
 
-    ``hashes`` are ``(algorithm, hex value)`` pairs; ``thresholds`` overrides the algorithms'
+    ``hashes`` are ``(algorithm, hex value)`` pairs; ``thresholds`` overrides the per-bank and
     default thresholds (PDQ 31 as Meta recommends). Results are ordered nearest first.
     """
     found: list[BankMatch] = []
+    perceptual: dict[str, list[str]] = {}
     for algorithm_name, value in hashes:
         algorithm = get_algorithm(algorithm_name)
-        threshold = (thresholds or {}).get(algorithm.name, algorithm.default_threshold)
         value = value.lower()
         if algorithm.perceptual:
-            query = int(value, 16)
-            for entry_id, bank_id, bank_name, blocks, entry_value, source in _entries(algorithm.name):
-                distance = (query ^ int(entry_value, 16)).bit_count()
-                if distance <= threshold:
-                    found.append(BankMatch(entry_id, bank_id, bank_name, blocks, algorithm.name, value,
-                                           entry_value, source, distance, threshold))
-        else:
-            rows = (
-                BankEntry.objects.filter(algorithm=algorithm.name, value=value,
-                                         status=BankEntry.Status.ACTIVE, bank__enabled=True)
-                .values_list("id", "bank_id", "bank__name", "bank__blocks_uploads", "source")
-            )
-            for entry_id, bank_id, bank_name, blocks, source in rows:
-                found.append(BankMatch(entry_id, bank_id, bank_name, blocks, algorithm.name, value,
-                                       value, source, 0, 0))
+            perceptual.setdefault(algorithm.name, []).append(value)
+            continue
+        rows = (
+            BankEntry.objects.filter(algorithm=algorithm.name, value=value,
+                                     status=BankEntry.Status.ACTIVE, bank__enabled=True)
+            .values_list("id", "bank_id", "bank__name", "bank__blocks_uploads", "source")
+        )
+        for entry_id, bank_id, bank_name, blocks, source in rows:
+            found.append(BankMatch(entry_id, bank_id, bank_name, blocks, algorithm.name, value,
+                                   value, source, 0, 0))
+    if perceptual:
+        matcher = get_matcher()
+        matcher.refresh_if_due()
+        for algorithm_name, values in perceptual.items():
+            found.extend(_match_perceptual(matcher, algorithm_name, values, (thresholds or {}).get(algorithm_name)))
     found.sort(key=lambda m: (m.distance / (m.threshold + 1), m.entry_id))
+    return found
+
+
+def _match_perceptual(matcher: Any, algorithm: str, values: list[str], override: int | None) -> list[BankMatch]:
+    per_bank = bank_thresholds(algorithm, override)
+    if not per_bank:
+        return []
+    hits = matcher.search(algorithm, values, max(per_bank.values()))
+    entries = {
+        row[0]: row for row in BankEntry.objects.filter(
+            id__in={entry_id for value_hits in hits for entry_id, _ in value_hits},
+            status=BankEntry.Status.ACTIVE, bank__enabled=True,
+        ).values_list("id", "bank_id", "bank__name", "bank__blocks_uploads", "value", "source")
+    }
+    found = []
+    for value, value_hits in zip(values, hits, strict=True):
+        for entry_id, _ in value_hits:
+            if entry_id not in entries:
+                continue
+            _, bank_id, bank_name, blocks, entry_value, source = entries[entry_id]
+            threshold = per_bank.get(bank_id)
+            # Recomputed from the stored value: the index can only suggest, the database decides.
+            distance = hamming_hex(value, entry_value)
+            if threshold is not None and distance <= threshold:
+                found.append(BankMatch(entry_id, bank_id, bank_name, blocks, algorithm, value, entry_value,
+                                       source, distance, threshold))
     return found

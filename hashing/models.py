@@ -19,6 +19,9 @@ class Bank(models.Model):
     enabled = models.BooleanField(default=True)
     # A match against a bank that blocks makes the scan API answer "block"; others answer "review".
     blocks_uploads = models.BooleanField(default=True)
+    # Per-algorithm match distance for this bank, e.g. {"pdq": 24}; an algorithm not named here uses its
+    # default (hashing.algorithms). The matcher searches at the widest threshold and filters per bank.
+    thresholds = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -50,8 +53,71 @@ class BankEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["bank", "algorithm", "value"], name="bank_entry_unique_value"),
         ]
-        indexes = [models.Index(fields=["algorithm", "status"], name="bank_entry_algo_status")]
+        indexes = [models.Index(fields=["algorithm", "status"], name="bank_entry_algo_status"),
+                   models.Index(fields=["algorithm", "value"], name="bank_entry_algo_value")]
         verbose_name_plural = "bank entries"
 
     def __str__(self) -> str:
         return f"{self.bank.name}:{self.algorithm}:{self.value[:16]}…"
+
+
+class BankVideo(models.Model):
+    """A known video in a bank, as the PDQ hashes of its frames (vPDQ); see ``hashing.video``.
+
+    Its exact MD5/SHA-256 live as ordinary ``BankEntry`` rows beside it; this holds what matches
+    re-encoded copies and clips. Withdrawn and deleted videos never match.
+    """
+
+    bank = models.ForeignKey(Bank, on_delete=models.CASCADE, related_name="videos")
+    # SHA-256 of the usable frame hashes in order: identifies the same signature within a bank.
+    digest = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, blank=True)  # of the file, when it is known
+    duration_s = models.FloatField(null=True, blank=True)
+    frame_count = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=BankEntry.Status.choices, default=BankEntry.Status.ACTIVE,
+                              db_index=True)
+    source = models.CharField(max_length=200, blank=True)  # as BankEntry.source
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bank", "digest"], name="bank_video_unique_digest")]
+
+    def __str__(self) -> str:
+        return f"{self.bank.name}:video:{self.digest[:16]}…"
+
+
+class BankVideoFrame(models.Model):
+    """One usable frame of a known video: its place in the sample, time, PDQ hash and quality."""
+
+    video = models.ForeignKey(BankVideo, on_delete=models.CASCADE, related_name="frames")
+    index = models.PositiveIntegerField()
+    timestamp_s = models.FloatField()
+    pdq = models.CharField(max_length=64)
+    quality = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["video", "index"], name="bank_video_frame_unique_index")]
+        ordering = ["video", "index"]
+
+    def __str__(self) -> str:
+        return f"frame {self.index} at {self.timestamp_s:.1f} s"
+
+
+class BankChange(models.Model):
+    """One row per change to a bank entry, in commit-ish order: what matcher processes replay.
+
+    Matchers keep the highest id they applied (their checkpoint) and read only rows above it. Ids are
+    handed out before commit, so a slow transaction can leave a gap below rows already seen; the
+    matcher re-reads open gaps until they fill or are older than any transaction (hashing.matcher).
+    """
+
+    # A plain id, not a foreign key: the change must outlive the entry's row.
+    entry_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"change {self.pk} of entry {self.entry_id}"

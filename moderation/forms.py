@@ -23,8 +23,8 @@ class ReportForm(forms.Form):
         label=_("Where is the content?"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("One link per line, e.g. https://… or demo://content/3 on the demo platform."))
     image = forms.FileField(
-        label=_("Or attach the image"), required=False,
-        widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
+        label=_("Or attach the image or video"), required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": "image/*,video/*"}),
         help_text=_("Only if you cannot give a link. It is stored privately and deleted when the case closes."))
     statement = forms.CharField(
         label=_("Why should it be removed?"), widget=forms.Textarea(attrs={"rows": 4}), required=False,

@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "moderation.audit_middleware.AuditContextMiddleware",  # audit events get the actor's role and IP
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -99,6 +100,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock up front, so a web process and a worker never
     # deadlock upgrading read locks; the timeout waits out the other writer.
     _db["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+else:
+    # One test database per test run, so concurrent runs on one server never drop each other's.
+    _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -204,14 +208,83 @@ TAKEDOWN_DEADLINE_HOURS = {
 }
 # Claim lease: a claimed case returns to the queue after this much inactivity.
 TAKEDOWN_CLAIM_LEASE_MINUTES = env_int("TAKEDOWN_CLAIM_LEASE_MINUTES", 30, minimum=1)
+# Optional cap on media items one moderator may reveal per day (0 = no cap). A wellness setting:
+# leads choose it; Coop and the moderator-wellness literature recommend limiting daily exposure.
+TAKEDOWN_EXPOSURE_DAILY_CAP = env_int("TAKEDOWN_EXPOSURE_DAILY_CAP", 0, minimum=0)
+# PDQ distance within which two reported media count as near-duplicates on the case page (the
+# same radius the bank matcher uses, from the PDQ paper's recommended 31 of 256 bits).
+TAKEDOWN_NEAR_DUPLICATE_PDQ_RADIUS = env_int("TAKEDOWN_NEAR_DUPLICATE_PDQ_RADIUS", 31, minimum=0)
 # Detection score from which the scan API answers "review" rather than "allow".
 TAKEDOWN_SCAN_REVIEW_SCORE = 0.5
 # How content on the host platform is fetched and removed. "demo" is the built-in demo platform.
 TAKEDOWN_PLATFORM = env_str("TAKEDOWN_PLATFORM", "demo")
 # Name of the bank that confirmed takedowns add their hashes to (re-upload blocking).
 TAKEDOWN_CONFIRMED_BANK = "confirmed-takedowns"
+# --- Matching (hashing.matcher) ---
+# A matcher refreshes its in-memory index from the bank change log before matching when its last
+# refresh is older than this. 0: before every match (two indexed queries), so a committed bank change
+# is seen by the next match; the issue's bound is 2 s.
+TAKEDOWN_MATCH_REFRESH_SECONDS = env_int("TAKEDOWN_MATCH_REFRESH_SECONDS", 0, minimum=0)
+# /readyz answers 503 when the oldest bank change this process has not applied is older than this (the
+# issue's freshness bound: a committed change shows in matcher results within 2 s).
+TAKEDOWN_MATCH_MAX_STALENESS_SECONDS = env_int("TAKEDOWN_MATCH_MAX_STALENESS_SECONDS", 2, minimum=1)
+# A change id missing below the checkpoint this long was rolled back (no transaction lives longer
+# than CELERY_TASK_TIME_LIMIT or a web request); 600 s leaves a wide margin over both.
+TAKEDOWN_MATCH_GAP_TIMEOUT_SECONDS = env_int("TAKEDOWN_MATCH_GAP_TIMEOUT_SECONDS", 600, minimum=1)
+# Called on commit with the ids of entries that became active: starts the retroactive sweep.
+TAKEDOWN_BANK_ENTRIES_ADDED_HOOK = "moderation.tasks.enqueue_retroactive_sweep"
+# Existing media hashes checked per sweep batch (one query and one index search each); a task runs
+# this many batches before it re-enqueues itself, so no task nears the Celery time limit.
+TAKEDOWN_SWEEP_BATCH_ROWS = env_int("TAKEDOWN_SWEEP_BATCH_ROWS", 5000, minimum=1)
+TAKEDOWN_SWEEP_BATCHES_PER_TASK = env_int("TAKEDOWN_SWEEP_BATCHES_PER_TASK", 20, minimum=1)
 # Fail, rather than skip, tests that need Redis / Chromium when they are missing (CI sets this).
 TAKEDOWN_REQUIRE_SERVICES = env_bool("TAKEDOWN_REQUIRE_SERVICES", False)
+
+# --- Legal workflow (issue 7; LEGAL.md) ------------------------------------------------------
+# Which enforcer carries out decisions: the platform's own ("demo") or "webhook" (signed JSON POSTs).
+TAKEDOWN_ENFORCER = env_str("TAKEDOWN_ENFORCER", TAKEDOWN_PLATFORM) or "demo"
+TAKEDOWN_WEBHOOK_URL = env_str("TAKEDOWN_WEBHOOK_URL", "") or ""
+TAKEDOWN_WEBHOOK_SECRET = env_str("TAKEDOWN_WEBHOOK_SECRET", "") or ""
+TAKEDOWN_WEBHOOK_TIMEOUT_SECONDS = env_int("TAKEDOWN_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+# Attempts per delivery before it becomes a dead letter; waits double from the base (1 s, 2 s, 4 s ...).
+TAKEDOWN_WEBHOOK_ATTEMPTS = env_int("TAKEDOWN_WEBHOOK_ATTEMPTS", 4, minimum=1)
+TAKEDOWN_WEBHOOK_BACKOFF_MS = env_int("TAKEDOWN_WEBHOOK_BACKOFF_MS", 1000, minimum=0)
+# PIN lookups (web status form and GET /api/v1/reports/<case>): this many failures per case number or
+# per client address within the window locks lookups out for the lockout time.
+TAKEDOWN_PIN_MAX_FAILURES = env_int("TAKEDOWN_PIN_MAX_FAILURES", 5, minimum=1)
+TAKEDOWN_PIN_WINDOW_SECONDS = env_int("TAKEDOWN_PIN_WINDOW_SECONDS", 15 * 60, minimum=1)
+TAKEDOWN_PIN_LOCKOUT_SECONDS = env_int("TAKEDOWN_PIN_LOCKOUT_SECONDS", 15 * 60, minimum=1)
+# Deadline reminders at these fractions of the time allowed (issue 7), escalation at 100 %.
+TAKEDOWN_DEADLINE_REMINDERS = (0.5, 0.8)
+# Who gets deadline reminders and escalations (comma-separated emails).
+TAKEDOWN_COMPLIANCE_EMAILS = env_list("TAKEDOWN_COMPLIANCE_EMAILS", [])
+# DSA Art. 20(1): complaints open for at least six months after the decision.
+TAKEDOWN_APPEAL_WINDOW_DAYS = env_int("TAKEDOWN_APPEAL_WINDOW_DAYS", 183, minimum=183)
+# Art. 17(3)(a): where and for how long a removal applies.
+TAKEDOWN_RESTRICTION_TERRITORY = env_str("TAKEDOWN_RESTRICTION_TERRITORY", "worldwide") or "worldwide"
+# Art. 21: out-of-court dispute settlement bodies named in decision notices.
+TAKEDOWN_ODS_BODIES_URL = env_str(
+    "TAKEDOWN_ODS_BODIES_URL",
+    "https://digital-strategy.ec.europa.eu/en/policies/dsa-out-of-court-dispute-settlement") or ""
+# Where the host platform's terms say NCII is not allowed (Art. 17(3)(e) contractual ground).
+TAKEDOWN_TERMS_CLAUSE = env_str("TAKEDOWN_TERMS_CLAUSE", "Terms of service: intimate imagery shared without "
+                                "consent, including AI-made or altered imagery, is not allowed.") or ""
+# DSA Transparency Database (Art. 24(5)); empty endpoint = statements are kept but not submitted.
+TAKEDOWN_DSA_ENDPOINT = env_str("TAKEDOWN_DSA_ENDPOINT", "") or ""
+TAKEDOWN_DSA_TOKEN = env_str("TAKEDOWN_DSA_TOKEN", "") or ""
+TAKEDOWN_DSA_PUID_PREFIX = env_str("TAKEDOWN_DSA_PUID_PREFIX", "takedown") or "takedown"
+TAKEDOWN_DSA_BATCH_SIZE = 100  # the database's batch endpoint takes at most 100 statements (API v2)
+# Retention: media files of a closed case are deleted this many days after it closes; hashes and
+# the audit log are kept.
+TAKEDOWN_MEDIA_RETENTION_DAYS = env_int("TAKEDOWN_MEDIA_RETENTION_DAYS", 30, minimum=0)
+# Bank holding hashes people computed in their own browser, tied to their case.
+TAKEDOWN_VICTIM_BANK = "victim-submitted"
+# How often the beat tasks run (seconds).
+CELERY_BEAT_SCHEDULE = {
+    "deadlines-check": {"task": "moderation.tasks.deadlines_check", "schedule": 300.0},
+    "dsa-submit": {"task": "moderation.tasks.dsa_submit", "schedule": 3600.0},
+    "media-purge": {"task": "moderation.tasks.media_purge", "schedule": 24 * 3600.0},
+}
 
 # --- Logging: never log media, PINs, emails or keys -------------------------------------------
 LOGGING = {

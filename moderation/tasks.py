@@ -8,7 +8,7 @@ from celery import Task, chain, shared_task
 from django.db import DatabaseError, InterfaceError
 
 from moderation.platforms import PlatformError
-from moderation.services import enforcement, pipeline, triage
+from moderation.services import enforcement, pipeline, sweep, triage
 
 # Transient failures worth retrying with exponential backoff (a database restart, a platform outage).
 TRANSIENT = (DatabaseError, InterfaceError, PlatformError, OSError)
@@ -58,3 +58,54 @@ class _ActionTask(Task):
 @retrying_task("moderation.tasks.carry_out_action", base=_ActionTask)
 def carry_out_action(action_id: int) -> None:
     enforcement.action_carry_out(action_id)
+
+
+# --- Legal workflow (issue 7): follow-up of decisions and the beat schedule (settings.CELERY_BEAT_SCHEDULE).
+
+@retrying_task("moderation.tasks.decision_followup")
+def decision_followup(decision_id: int) -> None:
+    """Copy sweep, statements of reasons and notices after a decision (each step idempotent)."""
+    from moderation.services.notices import decision_followup as followup
+
+    followup(decision_id=decision_id)
+
+
+@retrying_task("moderation.tasks.deadlines_check")
+def deadlines_check() -> None:
+    from moderation.services.deadlines import deadlines_check as check
+
+    check()
+
+
+@retrying_task("moderation.tasks.dsa_submit")
+def dsa_submit() -> None:
+    from moderation.services.dsa import statements_submit
+
+    statements_submit()
+
+
+@retrying_task("moderation.tasks.media_purge")
+def media_purge() -> None:
+    from moderation.services.retention import media_purge as purge
+
+    purge()
+
+
+# Entry ids per sweep task: each task streams every stored media hash past these entries.
+SWEEP_ENTRIES_PER_TASK = 10_000
+
+
+def enqueue_retroactive_sweep(entry_ids: list[int]) -> None:
+    """Called on commit when bank entries become active (``TAKEDOWN_BANK_ENTRIES_ADDED_HOOK``)."""
+    for start in range(0, len(entry_ids), SWEEP_ENTRIES_PER_TASK):
+        retroactive_sweep.delay(list(entry_ids[start:start + SWEEP_ENTRIES_PER_TASK]))
+
+
+@retrying_task("moderation.tasks.retroactive_sweep")
+def retroactive_sweep(entry_ids: list[int], after_id: int = 0) -> None:
+    """Match stored media against new bank entries, a bounded number of batches per run, then go on."""
+    progress = sweep.sweep_bank_entries(entry_ids=entry_ids, after_id=after_id)
+    for media_id in sorted(progress.matched_media):
+        triage_media.delay(media_id)
+    if progress.next_after is not None:
+        retroactive_sweep.delay(entry_ids, progress.next_after)

@@ -4,11 +4,18 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from moderation.views import console, demo, victim
+from hashing.matcher import matcher_readiness
+from moderation.views import appeals, audit, console, demo, victim
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """200 when this process's match index is built and fresh; 503 saying how stale it is otherwise."""
+    ready, body = matcher_readiness()
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 console_patterns = ([
@@ -17,13 +24,30 @@ console_patterns = ([
     path("case/<int:task_id>", console.case, name="case"),
     path("case/<int:task_id>/claim", console.claim, name="claim"),
     path("case/<int:task_id>/decide", console.decide, name="decide"),
+    path("case/<int:task_id>/release", console.release, name="release"),
+    path("case/<int:task_id>/escalate", console.escalate, name="escalate"),
+    path("case/<int:task_id>/comment", console.comment, name="comment"),
+    path("proposal/<int:proposal_id>/confirm", console.proposal_confirm, name="proposal-confirm"),
+    path("proposal/<int:proposal_id>/reject", console.proposal_reject, name="proposal-reject"),
     path("media/<int:media_id>", console.media_file, name="media"),
+    path("media/<int:media_id>/reveal", console.media_reveal, name="media-reveal"),
+    path("preferences", console.preferences, name="preferences"),
+    path("exposure", console.exposure_page, name="exposure"),
+    path("dashboard", console.dashboard, name="dashboard"),
+    path("audit", audit.audit_log, name="audit"),
+    path("audit.csv", audit.audit_csv, name="audit-csv"),
+    path("templates", console.message_templates, name="templates"),
 ], "console")
 
 urlpatterns = [
     path("", victim.home, name="home"),
     path("report/", victim.report_new, name="report-new"),
     path("status/", victim.status_lookup, name="status-lookup"),
+    path("status/withdraw", victim.status_withdraw, name="status-withdraw"),
+    path("status/complete", victim.status_complete, name="status-complete"),
+    path("appeal/<str:token>/", victim.appeal_new, name="appeal-new"),
+    path("console/appeals/", appeals.appeal_list, name="appeal-list"),
+    path("console/appeals/<int:appeal_id>", appeals.appeal_detail, name="appeal-detail"),
     path("console/", include(console_patterns)),
     path("demo/content/", demo.content_list, name="demo-list"),
     path("demo/content/<int:number>", demo.content_detail, name="demo-detail"),
@@ -35,4 +59,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
 ]

@@ -64,7 +64,15 @@ class ReportStatusView(APIView):
     @extend_schema(parameters=[OpenApiParameter("X-Case-Pin", str, OpenApiParameter.HEADER, required=True)],
                    responses={200: s.ReportStatus}, auth=[])
     def get(self, request: Request, case_number: str) -> Response:
-        report = selectors.report_lookup(case_number, request.headers.get("X-Case-Pin", ""))
+        from rest_framework.exceptions import Throttled
+
+        from moderation.services.lockout import LookupLocked, client_address, report_lookup_limited
+
+        try:  # failed PINs are counted per case and per client, then locked out (services/lockout.py)
+            report = report_lookup_limited(case_number=case_number, pin=request.headers.get("X-Case-Pin", ""),
+                                           client=client_address(request.META))
+        except LookupLocked as exc:
+            raise Throttled(wait=exc.retry_after, detail=str(exc)) from exc
         if report is None:
             raise Http404("No case matches this case number and PIN.")
         return Response(s.ReportStatus(selectors.report_public_status(report)).data)

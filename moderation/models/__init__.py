@@ -1,10 +1,20 @@
 from moderation.models.audit import AuditChainHead, AuditEvent
-from moderation.models.media import DetectionResult, Match, Media, MediaHash
+from moderation.models.console import (
+    CaseNote,
+    ChildSafetyReferral,
+    ConsolePreference,
+    MediaExposure,
+    MessageTemplate,
+    ProposedDecision,
+)
+from moderation.models.media import DetectionResult, Match, Media, MediaHash, VideoFrameHash, VideoMatch
 from moderation.models.platform import ApiKey, DemoContentItem, Partner
 from moderation.models.reports import Report, ReportedItem
-from moderation.models.review import Action, Appeal, Decision, ReviewTask
+from moderation.models.review import Action, Appeal, Decision, ReviewTask, StatementOfReasons, WebhookDelivery
 
 __all__ = [
-    "Action", "ApiKey", "Appeal", "AuditChainHead", "AuditEvent", "Decision", "DemoContentItem",
-    "DetectionResult", "Match", "Media", "MediaHash", "Partner", "Report", "ReportedItem", "ReviewTask",
+    "Action", "ApiKey", "Appeal", "AuditChainHead", "AuditEvent", "CaseNote", "ChildSafetyReferral",
+    "ConsolePreference", "Decision", "DemoContentItem", "DetectionResult", "Match", "Media", "MediaExposure",
+    "MediaHash", "MessageTemplate", "Partner", "ProposedDecision", "Report", "ReportedItem", "ReviewTask",
+    "StatementOfReasons", "VideoFrameHash", "VideoMatch", "WebhookDelivery",
 ]

@@ -18,12 +18,22 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=50)
     object_id = models.CharField(max_length=50)
     data = models.JSONField(default=dict)
+    # Who acted in which role, from where, why, and the state before and after. Empty on events
+    # written before these fields existed: the canonical encoding leaves empty ones out, so those
+    # events' hashes still verify.
+    role = models.CharField(max_length=50, blank=True, db_index=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object"),
+                   models.Index(fields=["actor", "id"], name="audit_actor"),
+                   models.Index(fields=["created_at"], name="audit_created")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.object_type}:{self.object_id}"

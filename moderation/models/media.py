@@ -95,3 +95,50 @@ class DetectionResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version}: {self.score:.2f}"
+
+
+class VideoFrameHash(models.Model):
+    """The PDQ hash of one sampled frame of a video (about one a second); see ``hashing.video``."""
+
+    media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="video_frames")
+    index = models.PositiveIntegerField()
+    timestamp_s = models.FloatField()
+    pdq = models.CharField(max_length=64)
+    quality = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["media", "index"], name="video_frame_unique_index")]
+        ordering = ["media", "index"]
+
+    def __str__(self) -> str:
+        return f"frame {self.index} at {self.timestamp_s:.1f} s (quality {self.quality})"
+
+
+class VideoMatch(models.Model):
+    """A video whose frames match a known video in a bank by the vPDQ rule (``hashing.video``)."""
+
+    media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="video_matches")
+    bank_video = models.ForeignKey("hashing.BankVideo", on_delete=models.CASCADE, related_name="matches")
+    query_frames = models.PositiveIntegerField()  # usable frames of this media
+    query_matched = models.PositiveIntegerField()  # ... within the radius of a frame of the known video
+    stored_frames = models.PositiveIntegerField()  # usable frames of the known video
+    stored_matched = models.PositiveIntegerField()  # ... within the radius of a frame of this media
+    median_distance = models.PositiveIntegerField()
+    radius = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["media", "bank_video"], name="video_match_unique_pair")]
+        ordering = ["median_distance", "id"]
+        verbose_name_plural = "video matches"
+
+    def __str__(self) -> str:
+        return f"video match: {self.query_matched}/{self.query_frames} frames"
+
+    @property
+    def query_share(self) -> float:
+        return self.query_matched / self.query_frames if self.query_frames else 0.0
+
+    @property
+    def stored_share(self) -> float:
+        return self.stored_matched / self.stored_frames if self.stored_frames else 0.0

@@ -17,6 +17,7 @@ class Report(models.Model):
         REMOVED = "removed", "Content removed"
         NO_VIOLATION = "no_violation", "Closed without removal"
         WITHDRAWN = "withdrawn", "Withdrawn"
+        RESTORED = "restored", "Restored after an appeal"
 
     class Relationship(models.TextChoices):
         SELF = "self", "I am the person depicted"
@@ -45,6 +46,17 @@ class Report(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True, db_index=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Optional context the reporter chose to give (e.g. {"ai_made": "yes", "first_seen": "..."}).
+    context = models.JSONField(default=dict, blank=True)
+    # Notice elements still missing while the status is "needs information" (field names).
+    missing_information = models.JSONField(default=list, blank=True)
+    # Deadline clock (services/deadlines.py): each step happens once, by conditional update.
+    reminder_50_at = models.DateTimeField(null=True, blank=True)
+    reminder_80_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # Retention (services/retention.py): when the case's media files were deleted.
+    media_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]

@@ -14,9 +14,13 @@ class ReviewTask(models.Model):
         APPEAL = "appeal", "Appeal"
 
     class State(models.TextChoices):
+        # Ozone's open / escalated / closed, with two sub-states: a claimed case is open with a lease,
+        # and a case awaiting a second reviewer (four-eyes) is escalated with a proposed decision.
         OPEN = "open", "Open"
         CLAIMED = "claimed", "Claimed"
-        DECIDED = "decided", "Decided"
+        ESCALATED = "escalated", "Escalated"
+        AWAITING_SECOND = "awaiting_second", "Awaiting second review"
+        DECIDED = "decided", "Closed"
 
     report = models.ForeignKey("moderation.Report", on_delete=models.CASCADE, related_name="tasks")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.REPORT)
@@ -35,12 +39,29 @@ class ReviewTask(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["report", "kind"], name="one_task_per_report_and_kind")]
-        indexes = [models.Index(fields=["state", "-priority", "created_at"], name="task_queue_order")]
+        indexes = [
+            models.Index(fields=["state", "-priority", "created_at"], name="task_queue_order"),
+            # The default queue (every undecided case) in queue order: an index scan that stops at one page.
+            models.Index(fields=["-priority", "created_at", "id"], condition=~models.Q(state="decided"),
+                         name="task_undecided_order"),
+        ]
         ordering = ["-priority", "created_at"]
         permissions = [
             ("view_queue", "Can see the review queue and cases"),
             ("decide_case", "Can decide cases"),
             ("view_case_media", "Can reveal reported media"),
+            ("comment_case", "Can comment on cases"),
+            ("escalate_case", "Can escalate cases to a senior moderator"),
+            ("second_review", "Can decide escalated cases and confirm four-eyes decisions"),
+            ("decide_appeal", "Can decide appeals"),
+            ("override_automation", "Can propose overriding an automatic action"),
+            ("view_audit", "Can read and export the audit log"),
+            ("view_team_exposure", "Can see every moderator's exposure counts"),
+            ("view_dashboard", "Can see the queue dashboard"),
+            ("manage_banks", "Can manage hash banks"),
+            ("manage_partners", "Can manage partner platforms"),
+            ("manage_users", "Can manage console users and roles"),
+            ("manage_settings", "Can manage settings and message templates"),
         ]
 
     def __str__(self) -> str:
@@ -51,6 +72,9 @@ class Decision(models.Model):
     class Outcome(models.TextChoices):
         TAKEDOWN = "takedown", "Take down"
         NO_VIOLATION = "no_violation", "No violation"
+        NEEDS_INFORMATION = "needs_information", "Ask the reporter for information"
+        # Never an ordinary takedown: the case leaves ordinary handling for the child-safety procedure.
+        CHILD_SAFETY = "child_safety", "Child-safety procedure"
 
     class Reason(models.TextChoices):
         NCII = "ncii", "Non-consensual intimate imagery"
@@ -59,16 +83,25 @@ class Decision(models.Model):
         NOT_INTIMATE = "not_intimate", "Not intimate image content"
         NOT_SUBJECT = "not_subject", "Reporter is not the subject or acting for them"
         NOT_FOUND = "not_found", "Content could not be found"
+        NEEDS_INFORMATION = "needs_information", "Needs information from the reporter"
+        POSSIBLE_MINOR = "possible_minor", "The person depicted may be a minor"
         OTHER = "other", "Other (explained in the note)"
 
     task = models.ForeignKey(ReviewTask, on_delete=models.PROTECT, related_name="decisions")
     report = models.ForeignKey("moderation.Report", on_delete=models.PROTECT, related_name="decisions")
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     reason = models.CharField(max_length=30, choices=Reason.choices)
-    note = models.TextField(blank=True)
+    note = models.TextField(blank=True)  # the rationale
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="decisions")
     automated = models.BooleanField(default=False)
+    # Four-eyes: the second (senior) reviewer who confirmed it, when the decision needed one.
+    confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="confirmed_decisions")
+    overrides_automation = models.BooleanField(default=False)
+    # Keys of the message templates chosen for the reporter and the uploader (services/message_templates.py).
+    reporter_template = models.CharField(max_length=60, blank=True)
+    uploader_template = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -83,6 +116,7 @@ class Action(models.Model):
 
     class Kind(models.TextChoices):
         REMOVE = "remove", "Remove content"
+        RESTORE = "restore", "Restore content"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -116,6 +150,8 @@ class Appeal(models.Model):
         REVERSED = "reversed", "Decision reversed"
 
     decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="appeals")
+    statement_of_reasons = models.ForeignKey("moderation.StatementOfReasons", on_delete=models.PROTECT, null=True,
+                                             blank=True, related_name="appeals")
     appellant_email = models.EmailField()
     statement = models.TextField()
     state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
@@ -127,3 +163,53 @@ class Appeal(models.Model):
 
     def __str__(self) -> str:
         return f"appeal {self.pk} ({self.state})"
+
+
+class StatementOfReasons(models.Model):
+    """A DSA Art. 17 statement of reasons for one restricted item, as sent to the uploader.
+
+    ``payload`` is the Art. 24(5) Transparency Database statement: no personal data, stable ``puid``.
+    """
+
+    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="statements")
+    item = models.ForeignKey("moderation.ReportedItem", on_delete=models.PROTECT, related_name="statements")
+    puid = models.CharField(max_length=500, unique=True)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    uploader_notified_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    submit_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "statements of reasons"
+
+    def __str__(self) -> str:
+        return self.puid
+
+
+class WebhookDelivery(models.Model):
+    """One signed webhook to the host platform. Dead deliveries form the list admins replay."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        DEAD = "dead", "Dead letter"
+
+    action = models.ForeignKey(Action, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries")
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    event = models.CharField(max_length=50)
+    url = models.CharField(max_length=2000)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.status}"

@@ -11,12 +11,18 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
-from hashing.decode import ImageInfo
+from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.errors import MediaError
-from moderation.models import Media, Report, ReportedItem
-from moderation.services.audit import audit_record
-from moderation.services.media import media_store, media_validate
+from hashing.models import Bank
+from moderation.models import Media, MediaHash, Report, ReportedItem
+from moderation.services.audit import SYSTEM, audit_record
+from moderation.services.deadlines import deadline_for
+from moderation.services.enforcement import COPY_PDQ_DISTANCE
+from moderation.services.media import MediaInfo, media_store, media_validate
+from moderation.services.notices import notice_send
 from moderation.services.secrets import hash_pin, new_case_number, new_pin
 from moderation.services.triage import task_ensure
 
@@ -44,6 +50,9 @@ class Notice:
     adult_confirmed: bool
     locations: list[str] = field(default_factory=list)
     source: str = Report.Source.WEB
+    # Optional context (CONTEXT_FIELDS) and PDQ hashes computed in the person's browser.
+    context: dict[str, str] = field(default_factory=dict)
+    client_hashes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,22 @@ class SubmittedReport:
     pin: str  # shown to the reporter once; only its hash is stored
 
 
-def notice_check(notice: Notice, uploads: list[Upload]) -> tuple[dict[str, list[str]], list[ImageInfo]]:
+# Notice elements that an organisation's notice (trusted flagger, eSafety) may still lack: the case is then
+# kept as "needs information", the sender is told what is missing, and the clock starts once complete.
+DEFERRABLE = ("reporter_name", "relationship", "statement", "good_faith", "signature")
+SOURCES_MAY_BE_INCOMPLETE = (Report.Source.TRUSTED_FLAGGER, Report.Source.ESAFETY)
+PDQ_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+CONTEXT_FIELDS = {"ai_made": 10, "first_seen": 100, "other_places": 1000, "note": 2000}  # name: max characters
+MISSING_TEXT = {
+    "reporter_name": gettext_noop("your name"),
+    "relationship": gettext_noop("whether you are the person depicted or act for them"),
+    "statement": gettext_noop("a short statement of why the content is intimate and shared without consent"),
+    "good_faith": gettext_noop("your statement of good faith"),
+    "signature": gettext_noop("your signature (your full name typed)"),
+}
+
+
+def notice_check(notice: Notice, uploads: list[Upload]) -> tuple[dict[str, list[str]], list[MediaInfo]]:
     """Every problem with the notice, by field, and the probed uploads. Writes nothing."""
     errors: dict[str, list[str]] = {}
 
@@ -67,62 +91,81 @@ def notice_check(notice: Notice, uploads: list[Upload]) -> tuple[dict[str, list[
 
     if not notice.adult_confirmed:
         add("adult_confirmed",
-            "We can only take reports about adults. If the person shown is or may be under 18, please use "
-            f"NCMEC's Take It Down ({TAKE_IT_DOWN_URL}), which handles images of minors; nothing was stored here.")
+            _("We can only take reports about adults. If the person shown is or may be under 18, please use "
+              "NCMEC's Take It Down (%(url)s), which handles images of minors; nothing was stored here.")
+            % {"url": TAKE_IT_DOWN_URL})
     if not notice.reporter_name.strip():
-        add("reporter_name", "Please give your name.")
+        add("reporter_name", _("Please give your name."))
     elif len(notice.reporter_name) > 200:
-        add("reporter_name", "Please keep the name under 200 characters.")
+        add("reporter_name", _("Please keep the name under 200 characters."))
     try:
         validate_email(notice.reporter_email.strip())
     except ValidationError:
-        add("reporter_email", "Please give an email address we can write to, like name@example.org.")
+        add("reporter_email", _("Please give an email address we can write to, like name@example.org."))
     if notice.relationship not in Report.Relationship.values:
-        add("relationship", "Say whether you are the person depicted ('self') or act for them ('representative').")
+        add("relationship", _("Say whether you are the person depicted ('self') or act for them ('representative')."))
     if not notice.statement.strip():
-        add("statement", "Please say briefly why this content is intimate and shared without consent.")
+        add("statement", _("Please say briefly why this content is intimate and shared without consent."))
     if notice.good_faith is not True:
-        add("good_faith", "Please confirm you believe in good faith that the content is shared without consent.")
+        add("good_faith", _("Please confirm you believe in good faith that the content is shared without consent."))
     if not notice.signature.strip():
-        add("signature", "Please sign by typing your full name.")
+        add("signature", _("Please sign by typing your full name."))
     elif len(notice.signature) > 200:
-        add("signature", "Please keep the signature under 200 characters.")
+        add("signature", _("Please keep the signature under 200 characters."))
     if notice.source not in Report.Source.values:
-        add("source", f"Unknown source {notice.source!r}.")
-    if not notice.locations and not uploads:
-        add("locations", "Please give at least one link to the content, or attach the image.")
-    if len(notice.locations) + len(uploads) > MAX_ITEMS:
-        add("locations", f"Please send at most {MAX_ITEMS} links and files in one report.")
+        add("source", _("Unknown source %(source)r.") % {"source": notice.source})
+    if not notice.locations and not uploads and not notice.client_hashes:
+        add("locations", _("Please give at least one link to the content, or attach the image."))
+    if len(notice.locations) + len(uploads) + len(notice.client_hashes) > MAX_ITEMS:
+        add("locations", _("Please send at most %(n)d links and files in one report.") % {"n": MAX_ITEMS})
     for index, location in enumerate(notice.locations, start=1):
         if not LOCATION_RE.match(location.strip()):
-            add("locations", f"Link {index} is not a web address (https://...) or demo://content/<number>.")
-    infos: list[ImageInfo] = []
+            add("locations", _("Link %(n)d is not a web address (https://...) or demo://content/<number>.")
+                % {"n": index})
+    for index, value in enumerate(notice.client_hashes, start=1):
+        if not PDQ_HEX_RE.match(value):
+            add("client_hashes", _("Fingerprint %(n)d is not a PDQ hash (64 hexadecimal characters).") % {"n": index})
+    for name, value in notice.context.items():
+        if name not in CONTEXT_FIELDS:
+            add("context", _("Unknown context field %(name)r.") % {"name": name})
+        elif len(str(value)) > CONTEXT_FIELDS[name]:
+            add(name, _("Please keep this under %(n)d characters.") % {"n": CONTEXT_FIELDS[name]})
+    infos: list[MediaInfo] = []
     for index, upload in enumerate(uploads, start=1):
         if len(upload.data) > settings.TAKEDOWN_MAX_UPLOAD_BYTES:
             limit_mb = settings.TAKEDOWN_MAX_UPLOAD_BYTES // (1024 * 1024)
-            add("files", f"File {index} is larger than {limit_mb} MB; please send a smaller copy.")
+            add("files", _("File %(n)d is larger than %(mb)d MB; please send a smaller copy.")
+                % {"n": index, "mb": limit_mb})
             continue
         try:
             infos.append(media_validate(upload.data))
         except MediaError as exc:
-            add("files", f"File {index}: {exc}")
+            add("files", _("File %(n)d: %(error)s") % {"n": index, "error": exc})
     return errors, infos
 
 
-def report_submit(*, notice: Notice, uploads: list[Upload] | None = None) -> SubmittedReport:
+def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
+                  now: datetime | None = None) -> SubmittedReport:
     """Validate and save a report; the processing pipeline starts once the transaction commits.
 
-    Raises ``IntakeError`` (and saves nothing) when any notice element is missing or invalid.
+    Raises ``IntakeError`` (and saves nothing) when any notice element is missing or invalid, except that
+    a notice from an organisation (trusted flagger, eSafety) lacking only deferrable elements is saved as
+    "needs information", without a deadline, and the sender is emailed the list of what is missing.
+    A notice about a possible minor is never stored: ``IntakeError`` routes the person to Take It Down.
     """
     uploads = uploads or []
     errors, infos = notice_check(notice, uploads)
+    missing: list[str] = []
+    if notice.source in SOURCES_MAY_BE_INCOMPLETE and errors and set(errors) <= set(DEFERRABLE):
+        missing = sorted(errors, key=DEFERRABLE.index)
+        errors = {}
     if errors:
         raise IntakeError(errors)
-    now = timezone.now()
+    now = now or timezone.now()
     pin = new_pin()
     hours = settings.TAKEDOWN_DEADLINE_HOURS[notice.source]
     with transaction.atomic():
-        report = _create_report(notice, pin_hash=hash_pin(pin), now=now, deadline_hours=hours)
+        report = _create_report(notice, pin_hash=hash_pin(pin), now=now, deadline_hours=hours, missing=missing)
         for location in dict.fromkeys(loc.strip() for loc in notice.locations):
             ReportedItem.objects.create(report=report, location=location)
         for upload, info in zip(uploads, infos, strict=True):
@@ -131,14 +174,136 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None) -> Sub
         audit_record(actor="reporter", action="report.received", object_type="report", object_id=report.pk,
                      data={"case_number": report.case_number, "source": report.source,
                            "locations": len(notice.locations), "files": len(uploads),
+                           "client_hashes": len(notice.client_hashes), "missing": missing,
                            "deadline_at": report.deadline_at.isoformat() if report.deadline_at else None})
-        task_ensure(report)
+        if notice.client_hashes:
+            client_hashes_add(report=report, hashes=notice.client_hashes)
         report_id = report.pk
-        transaction.on_commit(lambda: _enqueue(report_id))
+        if missing:
+            transaction.on_commit(lambda: _send_needs_information(report_id))
+        else:
+            task_ensure(report)
+            transaction.on_commit(lambda: _enqueue(report_id))
+        transaction.on_commit(lambda: _send_receipt(report_id))
     return SubmittedReport(report=report, pin=pin)
 
 
-def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hours: int) -> Report:
+def report_complete(*, report: Report, reporter_name: str = "", relationship: str = "", statement: str = "",
+                    good_faith: bool = False, signature: str = "", now: datetime | None = None) -> Report:
+    """Add the missing notice elements to a "needs information" case; once complete the clock starts.
+
+    Raises ``IntakeError`` naming what is still missing or invalid.
+    """
+    now = now or timezone.now()
+    given: dict[str, str] = {"reporter_name": reporter_name.strip(), "relationship": relationship,
+                             "statement": statement.strip(), "signature": signature.strip()}
+    with transaction.atomic():
+        report = Report.objects.select_for_update().get(pk=report.pk)
+        if report.status != Report.Status.NEEDS_INFORMATION:
+            raise IntakeError({"status": [_("This case is not waiting for information.")]})
+        merged = Notice(
+            reporter_name=given["reporter_name"] or report.reporter_name,
+            reporter_email=report.reporter_email,
+            relationship=given["relationship"] or report.relationship,
+            statement=given["statement"] or report.statement,
+            good_faith=bool(good_faith or report.good_faith),
+            signature=given["signature"] or report.signature,
+            adult_confirmed=report.adult_confirmed, locations=["demo://content/1"], source=report.source)
+        errors, _infos = notice_check(merged, [])
+        if errors:
+            raise IntakeError(errors)
+        report.reporter_name, report.relationship = merged.reporter_name, merged.relationship
+        report.statement, report.good_faith, report.signature = merged.statement, merged.good_faith, merged.signature
+        report.missing_information = []
+        report.notice_complete_at = now
+        report.deadline_at = deadline_for(source=report.source, complete_at=now)
+        report.status = Report.Status.RECEIVED
+        report.save()
+        audit_record(actor="reporter", action="report.completed", object_type="report", object_id=report.pk,
+                     data={"deadline_at": report.deadline_at.isoformat()})
+        task_ensure(report)
+        report_id = report.pk
+        transaction.on_commit(lambda: _enqueue(report_id))
+    return report
+
+
+WITHDRAWABLE = (Report.Status.RECEIVED, Report.Status.NEEDS_INFORMATION, Report.Status.IN_REVIEW,
+                Report.Status.ACTIONING, Report.Status.REMOVED, Report.Status.NO_VIOLATION)
+
+
+def report_withdraw(*, report: Report, now: datetime | None = None) -> int:
+    """The reporter withdraws the case: its hashes are withdrawn from every bank and partner feed (they
+    stop matching at once), open review work closes, and the reporter gets a confirmation.
+
+    Content already removed stays removed (the platform's own rules apply). Returns the hashes withdrawn.
+    """
+    from moderation.models import ReviewTask
+    from moderation.services.appeals import hashes_withdraw
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        report = Report.objects.select_for_update().get(pk=report.pk)
+        if report.status not in WITHDRAWABLE:
+            raise IntakeError({"status": [_("This case cannot be withdrawn now.")]})
+        withdrawn = hashes_withdraw(case_number=report.case_number, actor="reporter", why="withdrawn by reporter")
+        report.status = Report.Status.WITHDRAWN
+        report.withdrawn_at = now
+        report.closed_at = report.closed_at or now
+        report.save(update_fields=["status", "withdrawn_at", "closed_at", "updated_at"])
+        ReviewTask.objects.filter(report=report).exclude(state=ReviewTask.State.DECIDED).update(
+            state=ReviewTask.State.DECIDED, closed_at=now, assignee=None, lease_expires_at=None)
+        audit_record(actor="reporter", action="report.withdrawn", object_type="report", object_id=report.pk,
+                     data={"hashes_withdrawn": withdrawn})
+        context = {"case_number": report.case_number, "withdrawn_hashes": withdrawn}
+        email = report.reporter_email
+        report_id = report.pk
+        transaction.on_commit(lambda: notice_send(kind="withdrawn", to=[email], context=context,
+                                                  object_type="report", object_id=report_id))
+    return withdrawn
+
+
+def client_hashes_add(*, report: Report, hashes: list[str]) -> list[ReportedItem]:
+    """Hashes the person computed in their own browser: banked against the case (blocking future uploads
+    through the scan API) and matched against stored media, whose copies join the case as items."""
+    bank = bank_get_or_create(name=settings.TAKEDOWN_VICTIM_BANK, kind=Bank.Kind.LOCAL,
+                              description="PDQ hashes people computed on their own device; tied to their case.")
+    values = list(dict.fromkeys(h.lower() for h in hashes))
+    added = bank_add_entries(bank=bank, hashes=[("pdq", v) for v in values], source=f"case:{report.case_number}")
+    audit_record(actor="reporter", action="bank.entries_added", object_type="bank", object_id=bank.pk,
+                 data={"entries": [e.pk for e in added], "case_number": report.case_number, "client_side": True})
+    queries = [int(v, 16) for v in values]
+    found: list[ReportedItem] = []
+    seen: set[str] = set(report.items.values_list("location", flat=True))
+    for media_id, value in MediaHash.objects.filter(algorithm="pdq").values_list("media_id", "value").iterator():
+        if not any((int(value, 16) ^ q).bit_count() <= COPY_PDQ_DISTANCE for q in queries):
+            continue
+        for location in (ReportedItem.objects.filter(media_id=media_id).exclude(location="")
+                         .exclude(state=ReportedItem.State.REMOVED).values_list("location", flat=True).distinct()):
+            if location in seen:
+                continue
+            seen.add(location)
+            found.append(ReportedItem.objects.create(report=report, location=location))
+    if found:
+        audit_record(actor=SYSTEM, action="copies.found", object_type="report", object_id=report.pk,
+                     data={"items": [i.pk for i in found], "by": "client_hashes"})
+    return found
+
+
+def _send_receipt(report_id: int) -> None:
+    report = Report.objects.get(pk=report_id)
+    notice_send(kind="report_received", to=[report.reporter_email], object_type="report", object_id=report.pk,
+                context={"case_number": report.case_number, "deadline_at": report.deadline_at})
+
+
+def _send_needs_information(report_id: int) -> None:
+    report = Report.objects.get(pk=report_id)
+    missing = [_(MISSING_TEXT[name]) for name in report.missing_information]
+    notice_send(kind="needs_information", to=[report.reporter_email], object_type="report", object_id=report.pk,
+                context={"case_number": report.case_number, "missing": missing})
+
+
+def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hours: int,
+                   missing: list[str]) -> Report:
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -147,9 +312,12 @@ def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hou
                     reporter_name=notice.reporter_name.strip(), reporter_email=notice.reporter_email.strip(),
                     relationship=notice.relationship, statement=notice.statement.strip(),
                     good_faith=notice.good_faith, signature=notice.signature.strip(),
-                    adult_confirmed=notice.adult_confirmed, received_at=now,
-                    # Every notice element was checked above, so the clock starts now.
-                    notice_complete_at=now, deadline_at=now + timedelta(hours=deadline_hours),
+                    adult_confirmed=notice.adult_confirmed, received_at=now, context=notice.context,
+                    # A complete notice starts the clock now; an incomplete one when it is completed.
+                    status=Report.Status.NEEDS_INFORMATION if missing else Report.Status.RECEIVED,
+                    missing_information=missing,
+                    notice_complete_at=None if missing else now,
+                    deadline_at=None if missing else now + timedelta(hours=deadline_hours),
                 )
         except IntegrityError:
             continue  # case number collision (about 1 in 10^12); draw another

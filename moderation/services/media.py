@@ -8,18 +8,26 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from hashing.decode import ImageInfo, probe
+from hashing.video import VIDEO_MIMES, VideoInfo, looks_like_video, probe_video
 from moderation.models import Media
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
-               "image/tiff": "tif", "image/bmp": "bmp"}
+               "image/tiff": "tif", "image/bmp": "bmp", "image/heic": "heic", "image/avif": "avif", **VIDEO_MIMES}
+
+MediaInfo = ImageInfo | VideoInfo
 
 
-def media_validate(data: bytes) -> ImageInfo:
-    """Check the bytes are an image we can process; raises ``hashing.errors.MediaError`` subclasses."""
+def media_validate(data: bytes) -> MediaInfo:
+    """Check the bytes are an image or video we can process; raises ``hashing.errors.MediaError`` subclasses.
+
+    Videos are probed with PyAV within ``hashing.video``'s limits (header checks and one decoded frame).
+    """
+    if looks_like_video(data):
+        return probe_video(data)
     return probe(data)
 
 
-def media_store(*, data: bytes, origin: str, info: ImageInfo | None = None) -> Media:
+def media_store(*, data: bytes, origin: str, info: MediaInfo | None = None) -> Media:
     """The ``Media`` for these bytes, storing them if they are new. Identical bytes share one row."""
     sha256 = hashlib.sha256(data).hexdigest()
     existing = Media.objects.filter(sha256=sha256).first()

@@ -11,7 +11,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from detection.scoring import MODEL_VERSION, ScoringError, score_bytes
+from detection.scoring import ScoringError, score_bytes
+from detection.versions import active_model, model_version_of, shadow_scores
 from hashing.algorithms import hash_bytes
 from hashing.errors import MediaError
 from hashing.matching import match_hashes
@@ -19,6 +20,7 @@ from moderation.models import DetectionResult, Match, Media, MediaHash, Report, 
 from moderation.platforms import ContentNotFound, get_content_source
 from moderation.services.audit import SYSTEM, audit_record
 from moderation.services.media import media_read, media_store
+from moderation.services.video import is_video, video_hash_and_match
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ def media_hash_and_match(media_id: int) -> Media:
     if media.status != Media.Status.PENDING:
         return media
     try:
+        if is_video(media):  # file hashes + frame PDQs, matched by the vPDQ rule
+            return video_hash_and_match(media)
         hashes = hash_bytes(media_read(media))
     except MediaError as exc:
         _mark_unprocessable(media, str(exc))
@@ -92,13 +96,15 @@ def media_hash_and_match(media_id: int) -> Media:
 def media_score(media_id: int) -> DetectionResult | None:
     """Score the media for signs of synthesis (once per model version)."""
     media = Media.objects.get(pk=media_id)
-    if media.status == Media.Status.UNPROCESSABLE:
+    if media.status == Media.Status.UNPROCESSABLE or is_video(media):  # no video signals yet
         return None
-    existing = DetectionResult.objects.filter(media=media, model_version=MODEL_VERSION).first()
+    active = active_model()  # a promoted version, or None for the shipped weights
+    existing = DetectionResult.objects.filter(media=media, model_version=model_version_of(active)).first()
     if existing is not None:
         return existing
     try:
-        result = score_bytes(media_read(media))
+        data = media_read(media)
+        result = score_bytes(data, model=active)
     except ScoringError as exc:
         _mark_unprocessable(media, str(exc))
         return None
@@ -110,6 +116,11 @@ def media_score(media_id: int) -> DetectionResult | None:
         if created:
             audit_record(actor=SYSTEM, action="media.scored", object_type="media", object_id=media_id,
                          data={"score": result.score, "model_version": result.model_version})
+    for shadow in shadow_scores(data):  # stored beside the active score; triage and the case page skip them
+        DetectionResult.objects.get_or_create(
+            media=media, model_version=shadow.model_version,
+            defaults={"score": shadow.score, "signals": [s.as_dict() for s in shadow.signals],
+                      "summary": shadow.summary()[:500]})
     return detection
 
 

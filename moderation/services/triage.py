@@ -10,7 +10,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from detection.scoring import PRIOR as SCORE_PRIOR
-from moderation.models import DetectionResult, Match, Report, ReviewTask
+from detection.versions import shadow_model_versions
+from moderation.models import DetectionResult, Match, Report, ReviewTask, VideoMatch
 from moderation.services.audit import SYSTEM, audit_record
 
 # Points per factor; the total orders the queue. Deadline dominates because the law fixes it
@@ -57,14 +58,21 @@ def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason
         reasons.append(deadline)
     media_ids = list(report.items.exclude(media=None).values_list("media_id", flat=True))
     matches = list(Match.objects.filter(media_id__in=media_ids).select_related("bank_entry__bank"))
-    if matches:
-        best = max(matches, key=lambda m: m.strength)
-        reasons.append(Reason("match", round(MATCH_MAX_POINTS * best.strength),
-                              f"{best.algorithm} match at distance {best.distance} in bank "
-                              f"{best.bank_entry.bank.name}"))
-        if any(m.bank_entry.bank.blocks_uploads for m in matches):
+    video_matches = list(VideoMatch.objects.filter(media_id__in=media_ids).select_related("bank_video__bank"))
+    # (strength, description, bank blocks uploads) per match; a video's strength is the larger share
+    # of frames matched, the vPDQ rule's own measure.
+    found = [(m.strength, f"{m.algorithm} match at distance {m.distance} in bank {m.bank_entry.bank.name}",
+              m.bank_entry.bank.blocks_uploads) for m in matches]
+    found += [(max(v.query_share, v.stored_share),
+               f"video match: {v.query_matched} of {v.query_frames} frames in bank {v.bank_video.bank.name}",
+               v.bank_video.bank.blocks_uploads) for v in video_matches]
+    if found:
+        strength, description, _blocks = max(found, key=lambda f: f[0])
+        reasons.append(Reason("match", round(MATCH_MAX_POINTS * strength), description))
+        if any(blocks for _s, _d, blocks in found):
             reasons.append(Reason("confirmed_bank", BLOCKING_BANK_POINTS, "matches confirmed content"))
-    top_score = DetectionResult.objects.filter(media_id__in=media_ids).aggregate(top=Max("score"))["top"]
+    top_score = (DetectionResult.objects.filter(media_id__in=media_ids)
+                 .exclude(model_version__in=shadow_model_versions()).aggregate(top=Max("score"))["top"])
     if top_score is not None:
         # A score at the prior means "no evidence either way": it must not move the case up.
         evidence = max(0.0, (top_score - SCORE_PRIOR) / (1.0 - SCORE_PRIOR))

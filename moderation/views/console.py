@@ -1,61 +1,125 @@
-"""The moderator console: queue, case page, claim, decide, private media."""
+"""The moderator console: queue, case page, claims, decisions, four-eyes review, wellness, dashboard.
+
+Views parse input and call one service or selector; the services check roles.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from moderation import selectors
-from moderation.forms import DecideForm
-from moderation.models import Decision, Media, ReviewTask
-from moderation.services import review
-from moderation.services.roles import PERM_DECIDE, PERM_VIEW_MEDIA, PERM_VIEW_QUEUE
+from moderation.console_forms import (
+    ConsoleDecideForm,
+    MessageTemplateForm,
+    NoteForm,
+    PreferenceForm,
+    QueueFilterForm,
+)
+from moderation.models import Decision, Media, ProposedDecision, ReviewTask
+from moderation.services import dashboard as dash
+from moderation.services import exposure, review
+from moderation.services.message_templates import message_choice, message_choices, message_template_save
+from moderation.services.roles import (
+    PERM_COMMENT,
+    PERM_DECIDE,
+    PERM_ESCALATE,
+    PERM_MANAGE_SETTINGS,
+    PERM_SECOND_REVIEW,
+    PERM_VIEW_AUDIT,
+    PERM_VIEW_DASHBOARD,
+    PERM_VIEW_MEDIA,
+    PERM_VIEW_QUEUE,
+    PERM_VIEW_TEAM_EXPOSURE,
+    require,
+)
 
+# A page a moderator can scan at a glance; also what the query-count and timing benchmarks use.
 QUEUE_PAGE_SIZE = 50
+# Keyboard shortcuts on the case page (console.js binds them; the page lists them).
+SHORTCUTS = [("n", "next case"), ("c", "claim"), ("r", "reveal / hide media"), ("t", "take down"),
+             ("k", "no violation"), ("i", "ask for information"), ("e", "escalate"), ("?", "show the shortcuts")]
+
+
+def _reasons(outcome: str) -> list[tuple[str, str]]:
+    allowed = review.REASONS_BY_OUTCOME[outcome]
+    return [(value, label) for value, label in Decision.Reason.choices if value in allowed]
 
 
 @login_required
-@permission_required(PERM_VIEW_QUEUE, raise_exception=True)
+@require_GET
 def queue(request: HttpRequest) -> HttpResponse:
-    state = request.GET.get("state") or None
-    if state not in (None, *ReviewTask.State.values):
-        state = None
-    page = Paginator(selectors.queue_tasks(state=state), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    require(request.user, PERM_VIEW_QUEUE, "see the review queue")
+    form = QueueFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else selectors.QueueFilters()
     counts = selectors.queue_counts()
+    number = request.GET.get("page", "1")
+    page = selectors.queue_page(filters=filters, user=request.user, size=QUEUE_PAGE_SIZE, counts=counts,
+                                number=int(number) if number.isdigit() else 1)
+    kept = {k: v for k, v in request.GET.items() if k != "page" and v}
     return render(request, "console/queue.html", {
-        "page": page, "state": state or "", "now": timezone.now(),
-        "state_counts": [(value, label, counts[value]) for value, label in ReviewTask.State.choices],
+        "page": page, "form": form, "now": timezone.now(), "query": urlencode(kept),
+        "state_counts": [(value, label, counts.get(value)) for value, label in ReviewTask.State.choices],
+        "exposure_today": exposure.exposure_today(user=request.user),
     })
 
 
 @login_required
-@permission_required(PERM_VIEW_QUEUE, raise_exception=True)
+@require_GET
 def case(request: HttpRequest, task_id: int) -> HttpResponse:
+    require(request.user, PERM_VIEW_QUEUE, "see cases")
     detail = selectors.case_detail(task_id)
+    user: Any = request.user
+    group_ids = [d.task.pk for d in detail.near_duplicates if d.actionable]
     return render(request, "console/case.html", {
-        "case": detail, "now": timezone.now(), "form": DecideForm(),
-        "can_decide": request.user.has_perm(PERM_DECIDE),
-        "holds_claim": detail.task.state == ReviewTask.State.CLAIMED and detail.task.assignee_id == request.user.pk,
-        "takedown_reasons": [(v, label) for v, label in Decision.Reason.choices if v in review.TAKEDOWN_REASONS],
-        "keep_reasons": [(v, label) for v, label in Decision.Reason.choices if v in review.NO_VIOLATION_REASONS],
+        "case": detail, "now": timezone.now(), "form": ConsoleDecideForm(group_task_ids=group_ids),
+        "pref": selectors.console_preference(user),
+        "can_decide": user.has_perm(PERM_DECIDE),
+        "can_second_review": user.has_perm(PERM_SECOND_REVIEW),
+        "can_escalate": user.has_perm(PERM_ESCALATE),
+        "can_comment": user.has_perm(PERM_COMMENT),
+        "can_view_media": user.has_perm(PERM_VIEW_MEDIA),
+        "holds_claim": detail.task.state in (ReviewTask.State.CLAIMED, ReviewTask.State.ESCALATED)
+        and detail.task.assignee_id == user.pk,
+        "takedown_reasons": _reasons(Decision.Outcome.TAKEDOWN),
+        "keep_reasons": _reasons(Decision.Outcome.NO_VIOLATION),
+        "templates": message_choices(),
+        "shortcuts": SHORTCUTS,
+        "exposure_today": exposure.exposure_today(user=user),
+        "exposure_cap": settings.TAKEDOWN_EXPOSURE_DAILY_CAP,
     })
 
 
 @login_required
 @require_POST
 def claim(request: HttpRequest, task_id: int) -> HttpResponse:
+    require(request.user, PERM_VIEW_QUEUE, "claim cases")  # before the lookup: ids stay private
     get_object_or_404(ReviewTask, pk=task_id)
     try:
         review.task_claim(task_id=task_id, user=request.user)
     except review.ReviewError as exc:
         messages.error(request, str(exc))
     return redirect("console:case", task_id=task_id)
+
+
+@login_required
+@require_POST
+def release(request: HttpRequest, task_id: int) -> HttpResponse:
+    require(request.user, PERM_VIEW_QUEUE, "release cases")
+    get_object_or_404(ReviewTask, pk=task_id)
+    review.task_release(task_id=task_id, user=request.user)
+    messages.info(request, "You let go of the case; it is back in the queue.")
+    return redirect("console:queue")
 
 
 @login_required
@@ -71,28 +135,182 @@ def next_case(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def decide(request: HttpRequest, task_id: int) -> HttpResponse:
+    require(request.user, PERM_DECIDE, "decide cases")
     get_object_or_404(ReviewTask, pk=task_id)
-    form = DecideForm(request.POST)
+    form = ConsoleDecideForm(request.POST, group_task_ids=[int(v) for v in request.POST.getlist("also")
+                                                           if v.isdigit()])
     if not form.is_valid():
-        messages.error(request, "Choose a decision and a reason.")
+        fields = ", ".join(sorted(form.errors))
+        messages.error(request, f"Choose a decision and a reason (check: {fields}).")
         return redirect("console:case", task_id=task_id)
+    d = form.cleaned_data
+    kwargs = {"user": request.user, "outcome": d["decision"], "reason": d["reason"], "note": d["note"],
+              "reporter_template": d["reporter_template"], "uploader_template": d["uploader_template"]}
     try:
-        result = review.decision_make(task_id=task_id, user=request.user, outcome=form.cleaned_data["decision"],
-                                      reason=form.cleaned_data["reason"], note=form.cleaned_data["note"])
+        result = review.decision_submit(task_id=task_id, **kwargs)
     except (review.ReviewError, review.InvalidDecision) as exc:
         messages.error(request, str(exc))
-    else:
+        return redirect("console:case", task_id=task_id)
+    if result.proposal is not None:
+        messages.success(request, f"Proposed: {result.proposal.get_state_display()} "
+                                  f"({result.proposal.why_four_eyes}).")
+    elif result.decision is not None:
         messages.success(request, f"Decided: {result.decision.get_outcome_display()}.")
+    for other in d["also"]:
+        if other == task_id:
+            continue
+        try:
+            review.decision_submit(task_id=other, **kwargs)
+        except (review.ReviewError, review.InvalidDecision, ReviewTask.DoesNotExist) as exc:
+            messages.error(request, f"Case #{other} of the group was not decided: {exc}")
+        else:
+            messages.success(request, f"Case #{other} of the group decided the same way.")
     return redirect("console:case", task_id=task_id)
 
 
 @login_required
+@require_POST
+def escalate(request: HttpRequest, task_id: int) -> HttpResponse:
+    require(request.user, PERM_ESCALATE, "escalate cases")
+    get_object_or_404(ReviewTask, pk=task_id)
+    form = NoteForm(request.POST)
+    try:
+        review.task_escalate(task_id=task_id, user=request.user,
+                             note=form.data.get("note", "") if form.is_bound else "")
+    except (review.ReviewError, review.InvalidDecision) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Escalated to the senior moderators.")
+    return redirect("console:case", task_id=task_id)
+
+
+@login_required
+@require_POST
+def comment(request: HttpRequest, task_id: int) -> HttpResponse:
+    require(request.user, PERM_COMMENT, "comment on cases")
+    get_object_or_404(ReviewTask, pk=task_id)
+    try:
+        review.case_comment(task_id=task_id, user=request.user, text=request.POST.get("note", ""))
+    except review.InvalidDecision as exc:
+        messages.error(request, str(exc))
+    return redirect("console:case", task_id=task_id)
+
+
+@login_required
+@require_POST
+def proposal_confirm(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    require(request.user, PERM_SECOND_REVIEW, "confirm proposed decisions")
+    proposal = get_object_or_404(ProposedDecision, pk=proposal_id)
+    try:
+        review.proposal_confirm(proposal_id=proposal_id, user=request.user)
+    except review.ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Confirmed: the decision has taken effect.")
+    return redirect("console:case", task_id=proposal.task_id)
+
+
+@login_required
+@require_POST
+def proposal_reject(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    require(request.user, PERM_SECOND_REVIEW, "reject proposed decisions")
+    proposal = get_object_or_404(ProposedDecision, pk=proposal_id)
+    try:
+        review.proposal_reject(proposal_id=proposal_id, user=request.user, note=request.POST.get("note", ""))
+    except (review.ReviewError, review.InvalidDecision) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Not confirmed: the case is escalated for a senior moderator to decide.")
+    return redirect("console:case", task_id=proposal.task_id)
+
+
+@login_required
+@require_GET
 def media_file(request: HttpRequest, media_id: int) -> FileResponse:
     """Stream reported media to a moderator allowed to see it. Never cached, never public."""
-    if not request.user.has_perm(PERM_VIEW_MEDIA):
-        raise PermissionDenied("Your role does not allow you to see reported media.")
+    require(request.user, PERM_VIEW_MEDIA, "see reported media")
     media = get_object_or_404(Media, pk=media_id)
+    if media.pk in selectors.withheld_media_ids([media.pk]):
+        raise PermissionDenied("This media is withheld: its case was handed to the child-safety procedure.")
     response = FileResponse(media.file.open("rb"), content_type=media.mime)
     response["Cache-Control"] = "private, no-store"
     response["Content-Disposition"] = "inline"
     return response
+
+
+@login_required
+@require_POST
+def media_reveal(request: HttpRequest, media_id: int) -> JsonResponse:
+    """Record a reveal before the page unblurs the media; refuses past the daily cap."""
+    require(request.user, PERM_VIEW_MEDIA, "see reported media")
+    get_object_or_404(Media, pk=media_id)
+    task_id = request.POST.get("task")
+    try:
+        count = exposure.exposure_record(user=request.user, media_id=media_id,
+                                         task_id=int(task_id) if task_id and task_id.isdigit() else None)
+    except exposure.ExposureCapReached as exc:
+        return JsonResponse({"detail": str(exc)}, status=429)
+    except exposure.MediaWithheld as exc:
+        return JsonResponse({"detail": str(exc)}, status=403)
+    return JsonResponse({"revealed_today": count, "cap": settings.TAKEDOWN_EXPOSURE_DAILY_CAP or None})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest) -> HttpResponse:
+    require(request.user, PERM_VIEW_QUEUE, "use the console")
+    current = selectors.console_preference(request.user)
+    form = PreferenceForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        exposure.preference_save(user=request.user, blur_px=d["blur_px"], greyscale=d["greyscale"],
+                                 video_autoplay=d["video_autoplay"], reveal_mode=d["reveal_mode"])
+        messages.success(request, "Saved your display preferences.")
+        return redirect("console:preferences")
+    return render(request, "console/preferences.html", {"form": form})
+
+
+@login_required
+@require_GET
+def exposure_page(request: HttpRequest) -> HttpResponse:
+    require(request.user, PERM_VIEW_QUEUE, "use the console")
+    user: Any = request.user
+    team = exposure.exposure_team(user=user) if user.has_perm(PERM_VIEW_TEAM_EXPOSURE) else None
+    return render(request, "console/exposure.html", {
+        "mine": exposure.exposure_today(user=user), "cap": settings.TAKEDOWN_EXPOSURE_DAILY_CAP, "team": team})
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    require(request.user, PERM_VIEW_DASHBOARD, "see the dashboard")
+    figures = dash.dashboard_figures()
+    return render(request, "console/dashboard.html", {
+        "d": figures,
+        "state_chart": dash.bar_chart_svg(title="Open cases by state", rows=figures.by_state),
+        "band_chart": dash.bar_chart_svg(title="Open cases by deadline", rows=figures.by_band, colour="#146c2e"),
+        "day_chart": dash.day_chart_svg(title="Decisions per day (late in red)", rows=figures.per_day),
+        "can_audit": request.user.has_perm(PERM_VIEW_AUDIT),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def message_templates(request: HttpRequest) -> HttpResponse:
+    """Admins add or override the message templates moderators pick when deciding."""
+    require(request.user, PERM_MANAGE_SETTINGS, "edit message templates")
+    if request.method == "POST":
+        form = MessageTemplateForm(request.POST)
+        if form.is_valid():
+            try:
+                message_template_save(user=request.user, **form.cleaned_data)
+            except ValueError as exc:
+                field, _sep, text = str(exc).partition(": ")
+                form.add_error(field if field in form.fields else None, text or str(exc))
+            else:
+                messages.success(request, f"Saved the template {form.cleaned_data['key']}.")
+                return redirect("console:templates")
+    else:
+        chosen = message_choice(request.GET.get("key", ""))
+        form = MessageTemplateForm(initial=asdict(chosen) if chosen else None)
+    return render(request, "console/message_templates.html", {"form": form, "choices": message_choices()})

@@ -108,14 +108,16 @@ def test_it_scores_a_png_with_stable_diffusion_parameters_above_0_9(media: type[
 
     assert result.score > 0.9
     assert result.model_version == MODEL_VERSION
-    assert result.signals[0].detail["generator"] == "Stable Diffusion web UI"
+    by_name = {signal.name: signal for signal in result.signals}
+    assert by_name["metadata"].detail["generator"] == "Stable Diffusion web UI"
 
 
 def test_a_plain_generated_png_scores_the_prior(media: type[Media]) -> None:
     result = score_bytes(media.png())
 
     assert result.score == pytest.approx(PRIOR, abs=1e-6)
-    assert [s.value for s in result.signals] == [0.5]
+    assert [s.name for s in result.signals] == ["metadata", "c2pa", "watermark", "model", "faces"]
+    assert [s.value for s in result.signals] == [0.5] * 5
 
 
 def test_it_scores_xmp_trained_algorithmic_media_in_a_jpeg_high(media: type[Media]) -> None:
@@ -225,7 +227,7 @@ def test_a_new_signal_plugs_in_through_the_signals_list(
         seen.append((len(data), image.size if image else None))
         return Signal("watermark", 0.9, 1.0, {"summary": "A known invisible watermark was found."})
 
-    monkeypatch.setattr(scoring, "SIGNALS", [*scoring.SIGNALS, watermark_signal])
+    monkeypatch.setattr(scoring, "SIGNALS", [scoring.metadata_signal, watermark_signal])
     data = media.png()
 
     result = score_bytes(data)
@@ -243,3 +245,42 @@ def test_score_image_uses_the_image_the_caller_opened(media: type[Media]) -> Non
         result = score_image(image, data)
 
     assert result == score_bytes(data)
+
+
+# -- Provenance against the learned model ----------------------------------------------------------
+
+
+def _signal(name: str, value: float, weight: float = 1.0) -> Signal:
+    return Signal(name, value, weight, {"summary": f"{name} says {value}"})
+
+
+@pytest.mark.parametrize("provenance", ["c2pa", "metadata", "watermark"])
+def test_a_models_doubt_cannot_pull_declared_provenance_below_what_it_gives_alone(provenance: str) -> None:
+    declared = _signal(provenance, 0.98)
+    doubtful_model = _signal("model", 0.1, 0.5)
+
+    score = scoring.combine_with_provenance([declared, doubtful_model])
+
+    assert score == pytest.approx(combine([declared]))
+    assert score >= 0.9
+    assert combine([declared, doubtful_model]) < score
+
+
+def test_without_provenance_evidence_the_model_may_lower_the_score_below_the_prior() -> None:
+    signals = [_signal("c2pa", 0.5), _signal("metadata", 0.5), _signal("model", 0.1, 0.5)]
+
+    assert scoring.combine_with_provenance(signals) == pytest.approx(combine(signals))
+    assert scoring.combine_with_provenance(signals) < PRIOR
+
+
+def test_a_model_that_agrees_with_provenance_adds_to_it() -> None:
+    signals = [_signal("metadata", 0.98), _signal("model", 0.9, 0.5)]
+
+    assert scoring.combine_with_provenance(signals) > combine([signals[0]])
+
+
+def test_the_faces_signal_never_moves_the_score(media: type[Media]) -> None:
+    result = score_bytes(media.png())
+    faces = next(signal for signal in result.signals if signal.name == "faces")
+
+    assert faces.weight == 0.0

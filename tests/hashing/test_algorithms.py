@@ -1,7 +1,9 @@
 """Hash algorithms, distances, and hashing uploads end to end."""
 
 import hashlib
+import io
 
+import imagehash
 import pytest
 from PIL import Image
 
@@ -14,23 +16,32 @@ from hashing.algorithms import (
     hamming_hex,
     hash_bytes,
     hash_file,
+    hash_image,
 )
+from hashing.decode import open_for_hashing
 from hashing.errors import CorruptMedia, EmptyMedia, MediaError, MediaTooLarge, UnreadableMedia
+from hashing.pdq import pdq_hash
 
-from .conftest import encode
+from .conftest import encode, landscape, shapes
 
 HEX_DIGITS = set("0123456789abcdef")
+# Measured on the 100 detection-eval photos (reduced-scale decode against a full decode + ImageHash):
+# pHash at most 2 bits apart, dHash (a 9x8 image, so touchy) at most 6; both match at 10.
+MAX_PHASH_BITS_FROM_IMAGEHASH = 4
+MAX_DHASH_BITS_FROM_IMAGEHASH = 8
 
 
 # --- the algorithm table ------------------------------------------------------------------------
 
 
-def test_it_knows_five_algorithms_with_their_widths_and_thresholds():
+def test_it_knows_seven_algorithms_with_their_widths_and_thresholds():
     table = {a.name: (a.bits, a.perceptual, a.default_threshold) for a in ALGORITHMS.values()}
     assert table == {
         "pdq": (256, True, 31),
         "phash": (64, True, 10),
         "dhash": (64, True, 10),
+        "ahash": (64, True, 10),
+        "whash": (64, True, 10),
         "md5": (128, False, 0),
         "sha256": (256, False, 0),
     }
@@ -43,9 +54,9 @@ def test_it_looks_algorithms_up_by_name():
 
 def test_it_names_the_known_algorithms_when_asked_for_an_unknown_one():
     with pytest.raises(
-        ValueError, match="unknown hash algorithm 'ahash'; known: pdq, phash, dhash, md5, sha256"
+        ValueError, match="unknown hash algorithm 'colorhash'; known: pdq, phash, dhash, ahash, whash, md5, sha256"
     ):
-        get_algorithm("ahash")
+        get_algorithm("colorhash")
 
 
 def test_algorithms_are_immutable():
@@ -128,14 +139,70 @@ def test_it_computes_every_hash_of_an_image(photo):
 
 
 def test_its_perceptual_hashes_are_those_of_the_decoded_image(photo):
-    import imagehash
-
-    from hashing.pdq import pdq_hash
-
     hashes = hash_bytes(encode(photo, "PNG"))
     assert (hashes.pdq, hashes.pdq_quality) == pdq_hash(photo)
-    assert hashes.phash == str(imagehash.phash(photo))
-    assert hashes.dhash == str(imagehash.dhash(photo))
+    # pHash and dHash resize with a box pre-shrink (reducing_gap) before Lanczos: a bit or two apart.
+    assert hamming_hex(hashes.phash, str(imagehash.phash(photo))) <= MAX_PHASH_BITS_FROM_IMAGEHASH
+    assert hamming_hex(hashes.dhash, str(imagehash.dhash(photo))) <= MAX_DHASH_BITS_FROM_IMAGEHASH
+
+
+def test_small_images_get_exactly_imagehashs_phash_and_dhash():
+    # Under three times dHash's 9x8 there is no pre-shrink: the arithmetic is ImageHash's own.
+    image = shapes(26, 23, seed=5)
+    hashes = hash_bytes(encode(image, "PNG"))
+    assert hashes.phash == str(imagehash.phash(image))
+    assert hashes.dhash == str(imagehash.dhash(image))
+
+
+def test_a_large_jpeg_is_hashed_from_a_reduced_decode_close_to_the_full_one():
+    image = landscape(2000, 1500, seed=8)
+    data = encode(image, "JPEG", quality=92)
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+
+    hashes = hash_bytes(data)
+
+    assert open_for_hashing(data).image.size == (1000, 750)  # decoded at 1/2: 4x fewer pixels
+    assert hamming_hex(hashes.pdq, pdq_hash(full)[0]) <= 4
+    assert abs(hashes.pdq_quality - pdq_hash(full)[1]) <= 5
+    assert hamming_hex(hashes.phash, str(imagehash.phash(full))) <= MAX_PHASH_BITS_FROM_IMAGEHASH
+    assert hamming_hex(hashes.dhash, str(imagehash.dhash(full))) <= MAX_DHASH_BITS_FROM_IMAGEHASH
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("phash", imagehash.phash),
+        ("dhash", imagehash.dhash),
+        ("ahash", imagehash.average_hash),
+        ("whash", imagehash.whash),
+    ],
+)
+def test_hash_image_computes_each_perceptual_algorithm_as_imagehash_does(photo, name, reference):
+    value = hash_image(photo, [name])[name]
+    assert len(value) == ALGORITHMS[name].hex_length
+    assert hamming_hex(value, str(reference(photo))) <= MAX_DHASH_BITS_FROM_IMAGEHASH
+
+
+def test_hash_image_gives_the_pdq_of_the_image(photo):
+    assert hash_image(photo, ["pdq"]) == {"pdq": pdq_hash(photo)[0]}
+
+
+def test_every_perceptual_algorithm_matches_a_recompressed_copy_and_not_another_picture(photo, other_photo):
+    names = [name for name, algorithm in ALGORITHMS.items() if algorithm.perceptual]
+    original = hash_image(photo, names)
+    copy = hash_image(Image.open(io.BytesIO(encode(photo, "JPEG", quality=70))), names)
+    other = hash_image(other_photo, names)
+    for name in names:
+        algorithm = ALGORITHMS[name]
+        assert algorithm.distance(original[name], copy[name]) <= algorithm.default_threshold, name
+        assert algorithm.distance(original[name], other[name]) > algorithm.default_threshold, name
+
+
+def test_hash_image_refuses_exact_algorithms_and_unknown_names(photo):
+    with pytest.raises(ValueError, match="bytes"):
+        hash_image(photo, ["sha256"])
+    with pytest.raises(ValueError, match="unknown hash algorithm"):
+        hash_image(photo, ["colorhash"])
 
 
 def test_as_dict_has_exactly_the_agreed_keys(photo):

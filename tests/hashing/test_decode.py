@@ -8,12 +8,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hashing.decode import MAX_BYTES, MAX_PIXELS, ImageInfo, open_image, probe
+from hashing.decode import (
+    HASH_DECODE_MIN_SIDE,
+    MAX_BYTES,
+    MAX_FRAMES,
+    MAX_PIXELS,
+    MAX_SIDE,
+    ImageInfo,
+    iter_frames,
+    open_for_hashing,
+    open_image,
+    probe,
+)
 from hashing.errors import (
     CorruptMedia,
     EmptyMedia,
     MediaError,
     MediaTooLarge,
+    TooManyFrames,
     UnsupportedMedia,
 )
 
@@ -83,10 +95,11 @@ def test_it_rejects_a_zip_archive():
         open_image(b"PK\x03\x04" + bytes(100))
 
 
-def test_it_explains_that_heic_photos_need_converting():
+def test_it_explains_what_to_do_with_a_heic_file_it_cannot_read():
     heic = struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00mif1heic" + bytes(64)
-    with pytest.raises(UnsupportedMedia, match="HEIC"):
+    with pytest.raises(UnsupportedMedia, match="HEIC") as caught:
         open_image(heic)
+    assert "export it as JPEG" in str(caught.value)
 
 
 def test_it_refuses_eps_rather_than_handing_it_to_ghostscript():
@@ -137,7 +150,7 @@ def test_it_never_lets_a_pillow_exception_escape():
     # Cut and scribble on valid files of every supported kind; whatever happens must be a MediaError.
     rng = np.random.default_rng(0)
     source = shapes(64, 48, seed=1)
-    files = [encode(source, fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")]
+    files = [encode(source, fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF")]
     for data in files:
         for _ in range(12):
             damaged = bytearray(data[: rng.integers(1, len(data) + 1)])
@@ -313,6 +326,8 @@ def test_it_reads_phone_jpegs_that_pillow_calls_mpo():
         ("WEBP", "image/webp"),
         ("TIFF", "image/tiff"),
         ("BMP", "image/bmp"),
+        ("HEIF", "image/heic"),
+        ("AVIF", "image/avif"),
     ],
 )
 def test_it_reads_each_supported_format(fmt, mime):
@@ -338,3 +353,135 @@ def test_it_returns_an_image_independent_of_the_input_bytes():
     data[:] = bytes(len(data))
     assert image.load() is not None
     assert np.asarray(image).any()
+
+
+def test_it_decodes_heic_and_avif_photos_faithfully():
+    source = landscape(160, 120, seed=9)
+    for fmt in ("HEIF", "AVIF"):
+        image = open_image(encode(source, fmt, quality=90))
+        error = np.abs(np.asarray(image, dtype=int) - np.asarray(source, dtype=int)).mean()
+        assert error < 6, fmt  # lossy, but the same picture
+
+
+def test_it_rejects_a_truncated_heic_as_corrupt():
+    data = encode(landscape(160, 120, seed=9), "HEIF")
+    with pytest.raises(CorruptMedia):
+        open_image(data[: len(data) - 40])
+
+
+# --- absurd shapes ------------------------------------------------------------------------------
+
+
+def test_it_rejects_absurd_dimensions_even_under_the_pixel_limit():
+    absurd = png_declaring(100_000, 1)  # a tenth of a megapixel, but 100000 pixels long
+    assert 100_000 < MAX_PIXELS
+    for read in (probe, open_image, open_for_hashing):
+        with pytest.raises(MediaTooLarge, match=f"longer than {MAX_SIDE}"):
+            read(absurd)
+
+
+def test_it_reads_a_long_thin_image_within_the_side_limit():
+    image = open_image(encode(shapes(4000, 3, seed=1), "PNG"))
+    assert image.size == (4000, 3)
+
+
+# --- every frame of an animation ----------------------------------------------------------------
+
+
+def animated(fmt: str, colours: list[str]) -> bytes:
+    frames = [Image.new("RGB", (30, 20), colour) for colour in colours]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_it_yields_every_frame_of_an_animation_in_order(fmt):
+    frames = list(iter_frames(animated(fmt, ["red", "lime", "blue"])))
+    assert [frame.size for frame in frames] == [(30, 20)] * 3
+    assert [frame.mode for frame in frames] == ["RGB"] * 3
+    assert_close(pixel(frames[0], (5, 5)), (255, 0, 0), tolerance=4)
+    assert_close(pixel(frames[1], (5, 5)), (0, 255, 0), tolerance=4)
+    assert_close(pixel(frames[2], (5, 5)), (0, 0, 255), tolerance=4)
+
+
+def test_a_still_image_has_one_frame():
+    frames = list(iter_frames(encode(shapes(40, 30), "JPEG")))
+    assert len(frames) == 1
+    assert frames[0].size == (40, 30)
+
+
+def test_it_refuses_an_animation_with_too_many_frames_before_decoding_any():
+    data = animated("GIF", ["red", "lime", "blue", "white"])
+    frames = iter_frames(data, max_frames=3)
+    with pytest.raises(TooManyFrames) as caught:
+        next(frames)
+    assert isinstance(caught.value, MediaTooLarge)
+    assert caught.value.code == "too_many_frames"
+    assert "4 frames; the limit is 3" in str(caught.value)
+    assert MAX_FRAMES == 300
+
+
+def test_a_gif_frame_bomb_is_refused_quickly():
+    # 1000 one-pixel frames: tiny on disk, a long decode if anyone tried.
+    frames = [Image.new("P", (1, 1), i % 2) for i in range(1000)]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], optimize=False, disposal=2)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) > MAX_FRAMES
+    with pytest.raises(TooManyFrames):
+        list(iter_frames(data))
+
+
+def test_frames_of_a_damaged_animation_raise_a_typed_error():
+    data = animated("GIF", ["red", "lime", "blue"])
+    with pytest.raises(MediaError):
+        list(iter_frames(data[: len(data) * 2 // 3]))
+
+
+# --- decoding for hashing -----------------------------------------------------------------------
+
+
+def test_it_decodes_a_large_jpeg_to_luminance_at_reduced_scale():
+    data = encode(landscape(1600, 1200, seed=1), "JPEG", quality=90)
+
+    decoded = open_for_hashing(data)
+
+    assert decoded.full_size == (1600, 1200)
+    assert decoded.image.size == (800, 600)  # 1/2: 1/4 would leave 300 px, under the 384 kept
+    assert min(decoded.image.size) >= HASH_DECODE_MIN_SIDE
+    assert decoded.image.mode == "L"
+
+
+def test_its_reduced_decode_keeps_the_exif_orientation_and_the_full_upright_size():
+    stored = landscape(1600, 1200, seed=2)
+    data = jpeg_with_orientation(stored, 6)
+
+    decoded = open_for_hashing(data)
+
+    assert decoded.full_size == (1200, 1600)
+    assert decoded.image.size == (600, 800)
+    upright = open_image(data).convert("L").resize((600, 800), Image.Resampling.BOX)
+    difference = np.abs(np.asarray(decoded.image, dtype=int) - np.asarray(upright, dtype=int)).mean()
+    assert difference < 4
+
+
+def test_it_decodes_small_jpegs_and_other_formats_in_full():
+    small = open_for_hashing(encode(landscape(600, 500, seed=3), "JPEG"))
+    assert (small.image.size, small.full_size) == ((600, 500), (600, 500))
+    png = open_for_hashing(encode(landscape(1600, 1200, seed=3), "PNG"))
+    assert (png.image.size, png.full_size, png.image.mode) == ((1600, 1200), (1600, 1200), "RGB")
+
+
+def test_it_decodes_a_cmyk_jpeg_for_hashing_as_rgb():
+    cmyk = Image.new("CMYK", (900, 900), (0, 255, 255, 0))
+    decoded = open_for_hashing(encode(cmyk, "JPEG", quality=95))
+    assert decoded.image.mode == "RGB"
+    assert decoded.image.size == (450, 450)
+    assert_close(pixel(decoded.image, (200, 200)), (255, 0, 0))
+
+
+def test_decoding_for_hashing_gives_the_same_typed_errors():
+    with pytest.raises(EmptyMedia):
+        open_for_hashing(b"")
+    data = encode(noise(900, 900), "JPEG", quality=90)
+    with pytest.raises(CorruptMedia):
+        open_for_hashing(data[: len(data) // 2])
+    with pytest.raises(MediaTooLarge):
+        open_for_hashing(png_declaring(20_000, 20_000))

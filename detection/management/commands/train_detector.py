@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from detection.learned import data
+from detection.learned.evaluate import evaluate_processes, probabilities, report
+from detection.learned.processes import PROCESSES, TRAIN_PROCESSES
+from detection.learned.registry import WEIGHTS_DIR, LoadedModel, save
+from detection.learned.train import TrainConfig, train
+
+DECODE_SIDE = 1400  # photos are decoded at most this large: training uses short sides up to 1400
+
+
+class Command(BaseCommand):
+    help = (
+        "Train the learned artefact model on real photos (DIR/real) and fakes made from them by generator-like "
+        "processes, optionally plus DIR/ai images; writes <version>.pt, its sha256 and model card."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--data",
+            required=True,
+            type=Path,
+            help="Folder with real/ (photos) and optionally ai/ (e.g. from export_training_set).",
+        )
+        parser.add_argument("--with-ai", action="store_true", help="Also train on DIR/ai images as positives.")
+        parser.add_argument(
+            "--hold-out",
+            action="append",
+            default=[],
+            metavar="GROUP",
+            help="A group (e.g. real/people) kept out of training and used to test held-out processes; repeatable.",
+        )
+        parser.add_argument(
+            "--processes",
+            default=",".join(TRAIN_PROCESSES),
+            help=f"Training processes, comma-separated, of: {', '.join(PROCESSES)}.",
+        )
+        parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--regions", type=int, default=TrainConfig.regions_per_photo, help="Training regions per photo and scale."
+        )
+        parser.add_argument(
+            "--scales", type=int, default=TrainConfig.scales_per_photo, help="Scaled copies of each photo."
+        )
+        parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda.")
+        parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default).")
+        parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="Where the weights and card are written.")
+        parser.add_argument("--name", default="", help="Version name of the weights (default artefact-<UTC date>).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        directory: Path = options["data"]
+        processes = tuple(name.strip() for name in options["processes"].split(",") if name.strip())
+        unknown = [name for name in processes if name not in PROCESSES]
+        if unknown:
+            raise CommandError(f"--processes: unknown {', '.join(unknown)}; known: {', '.join(PROCESSES)}.")
+        if options["threads"]:
+            torch.set_num_threads(options["threads"])
+        items = data.list_items(directory)
+        held_out = set(options["hold_out"])
+        missing = held_out - {item.group for item in items}
+        if missing:
+            raise CommandError(f"--hold-out: no group {', '.join(sorted(missing))} under {directory}.")
+        real_train = [item for item in items if item.label == 0 and item.group not in held_out]
+        ai_train = (
+            [item for item in items if item.label == 1 and item.group not in held_out] if options["with_ai"] else []
+        )
+        if len(real_train) < 6:
+            raise CommandError(f"{directory}/real needs at least 6 photos for training; found {len(real_train)}.")
+        self.stderr.write(f"Reading {len(real_train)} photos and {len(ai_train)} AI images from {directory} ...")
+        photos = [data.load_rgb(item.path, max_side=DECODE_SIDE) for item in real_train]
+        ai_images = [data.load_rgb(item.path, max_side=DECODE_SIDE) for item in ai_train]
+        config = TrainConfig(
+            seed=options["seed"],
+            regions_per_photo=options["regions"],
+            scales_per_photo=options["scales"],
+            processes=processes,
+            epochs=options["epochs"],
+            device=options["device"],
+        )
+        try:
+            result = train(
+                photos,
+                config,
+                ai_images,
+                progress=self.stderr,
+                sources={
+                    "data": str(directory),
+                    "held_out_groups": sorted(held_out),
+                    "real_files": [str(item.path.name) for item in real_train],
+                    "ai_files": [str(item.path.name) for item in ai_train],
+                },
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        version = options["name"] or f"artefact-{datetime.datetime.now(datetime.UTC):%Y.%m.%d}"
+        model = LoadedModel(version, result.net, result.calibration, result.threshold, result.card)
+        card = result.card
+        evaluation: dict[str, Any] = card["evaluation"]
+        held_photos = [item for item in items if item.label == 0 and item.group in held_out]
+        if held_photos:
+            self.stderr.write(f"Testing on {len(held_photos)} held-out photos, all processes ...")
+            evaluation["held_out_photos"] = evaluate_processes(
+                model,
+                [data.load_rgb(item.path, max_side=DECODE_SIDE) for item in held_photos],
+                tuple(name for name in PROCESSES),
+                seed=options["seed"],
+            )
+            evaluation["held_out_photos"]["trained_processes"] = list(processes)
+            evaluation["held_out_photos"]["unseen_processes"] = [name for name in PROCESSES if name not in processes]
+        unseen = [item for item in items if item.group in held_out or (item.label == 1 and not options["with_ai"])]
+        if {item.label for item in unseen} == {0, 1}:
+            self.stderr.write(f"Testing on {len(unseen)} files never trained on, at {data.COMMON_SIDE} px ...")
+            images = [data.common_size(data.load_rgb(item.path, max_side=2 * data.COMMON_SIDE)) for item in unseen]
+            evaluation["unseen_files"] = report(unseen, probabilities(model, images), result.threshold, options["seed"])
+        weights = save(result.net, result.calibration, result.threshold, card, options["out"], version)
+        self.stdout.write(
+            json.dumps(
+                {
+                    "version": version,
+                    "weights": str(weights),
+                    "sha256": json.loads(weights.with_suffix(".json").read_text())["sha256"],
+                    "seconds": card["training"]["seconds"],
+                    "evaluation": _headline(evaluation),
+                }
+            )
+        )
+
+
+def _headline(evaluation: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in evaluation.items():
+        if isinstance(value, dict) and "auc" in value:
+            out[key] = {"auc": value["auc"], "auc_ci95": value["auc_ci95"]}
+        elif isinstance(value, dict):
+            out[key] = {
+                name: {"auc": part["auc"], "auc_ci95": part["auc_ci95"]}
+                for name, part in value.items()
+                if isinstance(part, dict) and "auc" in part
+            }
+    return out

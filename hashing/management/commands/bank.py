@@ -1,0 +1,200 @@
+"""``manage.py bank list|export|import``: hash banks as JSON lines or CSV with hex hashes.
+
+Import reads one entry per row, ``algorithm`` and ``value`` (hex) and optionally ``source`` and
+``status``; a row that cannot be used is reported with its line number on stderr and the rest are
+imported, a few thousand per transaction (``hashing.banks.IMPORT_BATCH_ROWS``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count, Q
+from tqdm import tqdm
+
+from hashing.algorithms import ALGORITHMS
+from hashing.banks import ImportRow, bank_get_or_create, bank_import_entries
+from hashing.models import Bank, BankEntry
+
+FORMATS = ("jsonl", "csv")
+EXPORT_FIELDS = ["algorithm", "value", "status", "source", "created_at"]
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+
+
+class _Unended:
+    """A command's output wrapper as a plain stream (no line ending added), for csv and tqdm."""
+
+    def __init__(self, wrapper: Any) -> None:
+        self._wrapper = wrapper
+
+    def write(self, text: str) -> None:
+        self._wrapper.write(text, ending="")
+
+    def flush(self) -> None:
+        self._wrapper.flush()
+
+
+class RowError(ValueError):
+    """A row that cannot be imported; the message says what to fix."""
+
+
+def check_row(line: int, data: Any) -> ImportRow | None:
+    """The row as an ``ImportRow``; None for a row whose status is not active. Raises ``RowError``."""
+    if not isinstance(data, dict):
+        raise RowError("expected an object with 'algorithm' and 'value'")
+    algorithm = str(data.get("algorithm") or "").strip().lower()
+    value = str(data.get("value") or "").strip().lower()
+    if algorithm not in ALGORITHMS:
+        raise RowError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    width = ALGORITHMS[algorithm].hex_length
+    if len(value) != width or any(c not in "0123456789abcdef" for c in value):
+        raise RowError(f"a {algorithm} value is {width} hex characters; got {value[:80]!r}")
+    status = str(data.get("status") or BankEntry.Status.ACTIVE).strip().lower()
+    if status not in BankEntry.Status.values:
+        raise RowError(f"unknown status {status!r}; use one of {', '.join(BankEntry.Status.values)}")
+    if status != BankEntry.Status.ACTIVE:
+        return None
+    return ImportRow(line=line, algorithm=algorithm, value=value, source=str(data.get("source") or "")[:200])
+
+
+def read_rows(handle: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed row or the exception)`` for each data row of the file."""
+    if fmt == "jsonl":
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield number, json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield number, RowError(f"not JSON: {exc.msg}")
+        return
+    reader = csv.DictReader(handle)
+    missing = {"algorithm", "value"} - set(reader.fieldnames or [])
+    if missing:
+        raise CommandError(f"the CSV header must name the columns algorithm and value (missing: "
+                           f"{', '.join(sorted(missing))})")
+    for row in reader:
+        yield reader.line_num, row
+
+
+class Command(BaseCommand):
+    help = "List, export or import hash banks (JSON lines or CSV, hashes in hex)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="list|export|import")
+        listing = sub.add_parser("list", help="Every bank with its entry counts.")
+        listing.add_argument("--json", action="store_true", help="One JSON object per bank.")
+        export = sub.add_parser("export", help="Write a bank's entries.")
+        export.add_argument("bank")
+        export.add_argument("--format", choices=FORMATS, default="jsonl")
+        export.add_argument("--output", "-o", help="File to write (default: standard output).")
+        export.add_argument("--all", action="store_true", help="Include withdrawn and deleted entries.")
+        imp = sub.add_parser("import", help="Add entries to a bank from a file.")
+        imp.add_argument("bank")
+        imp.add_argument("path")
+        imp.add_argument("--format", choices=FORMATS, help="Default: from the file extension.")
+        imp.add_argument("--source", help="Source of rows that name none (default: import:<file name>).")
+        imp.add_argument("--create", action="store_true", help="Create the bank if there is none.")
+        imp.add_argument("--kind", choices=Bank.Kind.values, default=Bank.Kind.LOCAL,
+                         help="Kind of a bank made by --create.")
+        imp.add_argument("--progress", action="store_true", help="Show the progress bar even when not on a terminal.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        getattr(self, f"_{options['action']}")(options)
+
+    def _list(self, options: dict[str, Any]) -> None:
+        banks = Bank.objects.annotate(
+            active=Count("entries", filter=Q(entries__status=BankEntry.Status.ACTIVE)),
+            inactive=Count("entries", filter=~Q(entries__status=BankEntry.Status.ACTIVE)))
+        for bank in banks:
+            row = {"name": bank.name, "kind": bank.kind, "enabled": bank.enabled,
+                   "blocks_uploads": bank.blocks_uploads, "active_entries": bank.active,
+                   "inactive_entries": bank.inactive, "thresholds": bank.thresholds}
+            if options["json"]:
+                self.stdout.write(json.dumps(row))
+            else:
+                self.stdout.write(f"{bank.name}\t{bank.kind}\t{'enabled' if bank.enabled else 'disabled'}\t"
+                                  f"{row['active_entries']} active\t{row['inactive_entries']} withdrawn or deleted")
+
+    def _bank(self, name: str) -> Bank:
+        try:
+            return Bank.objects.get(name=name)
+        except Bank.DoesNotExist:
+            known = ", ".join(Bank.objects.values_list("name", flat=True)) or "none yet"
+            raise CommandError(f"There is no bank named {name!r} (banks: {known}).") from None
+
+    def _export(self, options: dict[str, Any]) -> None:
+        bank = self._bank(options["bank"])
+        entries = BankEntry.objects.filter(bank=bank).order_by("id")
+        if not options["all"]:
+            entries = entries.filter(status=BankEntry.Status.ACTIVE)
+        rows = entries.values_list(*EXPORT_FIELDS).iterator(chunk_size=10_000)
+        out: Any = open(options["output"], "w", newline="") if options["output"] else _Unended(self.stdout)
+        try:
+            writer = csv.writer(out) if options["format"] == "csv" else None
+            if writer:
+                writer.writerow(EXPORT_FIELDS)
+            count = 0
+            for values in rows:
+                record = dict(zip(EXPORT_FIELDS, values, strict=True))
+                record["created_at"] = record["created_at"].isoformat()
+                if writer:
+                    writer.writerow([record[f] for f in EXPORT_FIELDS])
+                else:
+                    out.write(json.dumps(record) + "\n")
+                count += 1
+        finally:
+            if options["output"]:
+                out.close()
+        self.stderr.write(f"Exported {count} entries of {bank.name}.")
+
+    def _import(self, options: dict[str, Any]) -> None:
+        path = Path(options["path"])
+        fmt = options["format"] or _EXTENSIONS.get(path.suffix.lower())
+        if fmt is None:
+            raise CommandError(f"Cannot tell the format of {path.name}; pass --format jsonl or --format csv.")
+        if options["create"]:
+            bank = bank_get_or_create(name=options["bank"], kind=options["kind"])
+        else:
+            bank = self._bank(options["bank"])
+        try:
+            with path.open(newline="") as handle:
+                total = sum(1 for _ in handle)
+        except OSError as exc:
+            raise CommandError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+        errors: list[str] = []
+        skipped = 0
+        show = options["progress"] or sys.stderr.isatty()
+        progress = tqdm(total=total, unit="row", file=_Unended(self.stderr), disable=not show,
+                        desc=f"importing into {bank.name}")
+
+        def good_rows(handle: IO[str]) -> Iterator[ImportRow]:
+            nonlocal skipped
+            last = 0
+            for line, data in read_rows(handle, fmt):
+                progress.update(line - last)
+                last = line
+                try:
+                    if isinstance(data, Exception):
+                        raise data
+                    row = check_row(line, data)
+                except RowError as exc:
+                    errors.append(f"line {line}: {exc}")
+                    self.stderr.write(errors[-1])
+                    continue
+                if row is None:
+                    skipped += 1
+                    continue
+                yield row
+
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle, progress:
+            result = bank_import_entries(bank=bank, rows=good_rows(handle),
+                                         source=options["source"] or f"import:{path.name}"[:200])
+        self.stdout.write(f"Imported into {bank.name}: {result.added} added, {result.unchanged} already there, "
+                          f"{skipped} not active (skipped), {len(errors)} malformed rows reported above.")

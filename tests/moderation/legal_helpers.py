@@ -1,0 +1,76 @@
+"""Helpers shared by the legal-workflow tests (issue 7): reports, decisions, a loopback HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from moderation.models import Decision, Report, ReviewTask
+from moderation.services.intake import Notice, SubmittedReport, report_submit
+from moderation.services.review import decision_make
+from tests.conftest import notice_payload
+
+
+def submit(**overrides: Any) -> SubmittedReport:
+    return report_submit(notice=Notice(**notice_payload(**overrides)))
+
+
+def take_down(report: Report, user: User, reason: str = "ncii") -> Decision:
+    task = report.tasks.get(kind=ReviewTask.Kind.REPORT)
+    return decision_make(task_id=task.pk, user=user, outcome="takedown", reason=reason).decision
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    url: str
+    requests: list[Received] = field(default_factory=list)
+
+
+@contextmanager
+def loopback_server(answer: Callable[[Received, int], tuple[int, dict[str, Any]]]) -> Iterator[Receiver]:
+    """An HTTP server on 127.0.0.1 (a free port) recording each POST; ``answer(request, n)`` gives
+    ``(status, json body)`` for the n-th request (0-based)."""
+    receiver = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+            receiver.requests.append(received)
+            status, body = answer(received, len(receiver.requests) - 1)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
