@@ -181,3 +181,42 @@ def test_running_every_task_again_changes_nothing_for_a_video(original: bytes, c
     tasks.score_media.apply(args=[media_id])
     tasks.triage_media.apply(args=[media_id])
     assert snapshot() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_matched_clip_raises_the_case_priority_by_its_share_of_matched_frames(original: bytes,
+                                                                                 clip: bytes) -> None:
+    plain = submit_upload(make_video(12, seed=7))
+    bank_known_video(original)
+    matched = submit_upload(clip, name="clip.webm")
+    reasons = {r["code"]: r for r in matched.tasks.get().priority_reasons}
+    assert "video match" in reasons["match"]["detail"]
+    assert reasons["match"]["points"] > 0
+    assert "confirmed_bank" in reasons  # the test bank blocks uploads
+    assert matched.tasks.get().priority > plain.tasks.get().priority
+
+
+@pytest.mark.django_db(transaction=True)
+def test_withdrawing_a_case_withdraws_its_banked_video_and_logs_the_change_for_matchers(original: bytes) -> None:
+    from hashing.models import BankChange
+    from moderation.services.appeals import hashes_withdraw
+
+    report = submit_upload(original)
+    hashes = hash_video_bytes(original)
+    frames = [VideoFrame(f.index, f.timestamp, f.pdq, f.quality) for f in hashes.frames]
+    bank = bank_get_or_create(name="confirmed-takedowns")
+    source = f"case:{report.case_number}"
+    video, _ = bank_add_video(bank=bank, frames=frames, source=source, sha256=hashes.sha256)
+    assert video is not None
+    entry = BankEntry.objects.create(bank=bank, algorithm="md5", value=hashes.md5, source=source)
+    changes_before = BankChange.objects.filter(entry_id=entry.pk).count()
+
+    withdrawn = hashes_withdraw(case_number=report.case_number, actor="reporter", why="test")
+
+    assert withdrawn == 2
+    video.refresh_from_db()
+    entry.refresh_from_db()
+    assert video.status == BankEntry.Status.WITHDRAWN and entry.status == BankEntry.Status.WITHDRAWN
+    assert BankChange.objects.filter(entry_id=entry.pk).count() == changes_before + 1
+    event = AuditEvent.objects.get(action="bank.entries_withdrawn")
+    assert event.data["videos"] == [video.pk] and event.data["entries"] == [entry.pk]
