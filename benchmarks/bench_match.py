@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_match.py                 # 1M codes, uniform and clustered
     .venv/bin/python benchmarks/bench_match.py --10m           # 10M codes (about 10 GB of RAM at peak)
     .venv/bin/python benchmarks/bench_match.py --n 200000 --distributions uniform --queries 200
+    git show HEAD~1:hashing/index.py > /tmp/index_before.py
+    .venv/bin/python benchmarks/bench_match.py --compare-with /tmp/index_before.py   # before/after, same run
 
 For each distribution it prints, for ours and for FAISS ``IndexBinaryFlat`` (exhaustive range search)
 and ``IndexBinaryMultiHash`` (16 tables x 16 bits, nflip=1, as Meta's HMA configures it): build time,
@@ -224,6 +226,50 @@ def run(kind: str, n: int, n_queries: int, skip_multihash: bool, seed: int, pass
     return figures
 
 
+def compare(path: str, kind: str, n: int, n_queries: int, seed: int, passes: int) -> bool:
+    """Another ``hashing/index.py`` (e.g. a previous commit's) against ours and FAISS flat, same data and run."""
+    import importlib.util
+
+    import faiss
+
+    name = Path(path).stem  # numba's on-disk cache of the file's kernels refers to the module by this name
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    before_module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = before_module  # dataclasses and numba look the module up there
+    spec.loader.exec_module(before_module)
+    faiss.omp_set_num_threads(1)
+    codes, queries = make_data(kind, n, n_queries, seed)
+    ids = np.arange(n, dtype=np.int64)
+    before, after = before_module.HammingIndex(256), HammingIndex(256)
+    before.add(ids, codes)
+    after.add(ids, codes)
+    flat = faiss.IndexBinaryFlat(256)
+    flat.add(codes)
+    before.search(queries[:5], RADIUS)
+    after.search(queries[:5], RADIUS)
+    best = {"before": 0.0, "after": 0.0, "flat": 0.0}
+    for _ in range(passes):
+        t = time.perf_counter()
+        old = before.search(queries, RADIUS)
+        best["before"] = max(best["before"], n_queries / (time.perf_counter() - t))
+        t = time.perf_counter()
+        new = after.search(queries, RADIUS)
+        best["after"] = max(best["after"], n_queries / (time.perf_counter() - t))
+        t = time.perf_counter()
+        lims, _, labels = flat.range_search(queries, RADIUS + 1)
+        best["flat"] = max(best["flat"], n_queries / (time.perf_counter() - t))
+    exact = ([set(r[0].tolist()) for r in new] == faiss_sets(lims, labels)
+             and all(a[0].tolist() == b[0].tolist() for a, b in zip(old, new, strict=True)))
+    print(f"{kind} {n:,}: before {best['before']:.0f} q/s ({best['before'] / best['flat']:.1f}x flat), "
+          f"after {best['after']:.0f} q/s ({best['after'] / best['flat']:.1f}x flat), "
+          f"FAISS flat {best['flat']:.0f} q/s; "
+          f"memory before {before.stats().nbytes / 1e6:.0f} MB, after {after.stats().nbytes / 1e6:.0f} MB; "
+          f"exact and equal: {'yes' if exact else 'NO'}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    return exact
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="stored codes (default 1M)")
@@ -234,11 +280,17 @@ def main() -> None:
     parser.add_argument("--skip-multihash", action="store_true", help="leave out FAISS IndexBinaryMultiHash")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--passes", type=int, default=3, help="timed passes per index, alternating; best counts")
+    parser.add_argument("--compare-with", metavar="INDEX_PY",
+                        help="time another hashing/index.py (e.g. a previous commit's) against ours and FAISS flat")
     parser.add_argument("--multihash-queries", type=int, default=0,
                         help="queries timed on MultiHash (default: all; 250 at 5M codes and more, it is slow)")
     args = parser.parse_args()
     n = 10_000_000 if args.ten_million else args.n
     failed = False
+    if args.compare_with:
+        for kind in args.distributions:
+            failed |= not compare(args.compare_with, kind, n, args.queries, args.seed, args.passes)
+        sys.exit(1 if failed else 0)
     for kind in args.distributions:
         figures = run(kind, n, args.queries, args.skip_multihash, args.seed, args.passes,
                       min(args.queries, args.multihash_queries or (250 if n >= 5_000_000 else args.queries)))

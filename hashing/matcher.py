@@ -5,8 +5,8 @@ Each process that matches (web processes, Celery workers) holds one :class:`Matc
 from the database on first use; after that :meth:`Matcher.refresh` reads only the ``BankChange`` rows
 above its checkpoint (plus any open gaps) and applies exactly those entries: active ones are added,
 withdrawn or deleted ones removed. ``hashing.matching`` refreshes before matching when the last
-refresh is older than ``TAKEDOWN_MATCH_REFRESH_SECONDS`` (0 by default: every match sees every
-committed change).
+refresh is older than ``TAKEDOWN_MATCH_REFRESH_SECONDS`` (1 s by default, so a committed change is seen
+within the 2 s bound; 0: every match sees every committed change).
 
 Bank settings (enabled, thresholds) and entry status are also re-checked in the database for every
 hit, so a withdrawn entry or a disabled bank stops matching at once, even in a process that has not
@@ -70,10 +70,29 @@ class MatcherStatus:
         }
 
 
-class Matcher:
-    """Perceptual-hash indexes for every active bank entry, refreshed by replaying bank changes."""
+def prefix_shard(codes: np.ndarray, shards: int) -> np.ndarray:
+    """The shard (0 to ``shards - 1``) of each code: its first 16 bits, cut into ``shards`` equal ranges.
 
-    def __init__(self) -> None:
+    Any fixed function of the code would do for exactness, because every search asks every shard and
+    the shards hold disjoint parts of the bank; a prefix keeps the split even for uniform codes and lets
+    an operator read a shard's range off the hex.
+    """
+    codes = np.asarray(codes, dtype=np.uint8)
+    prefix = (codes[:, 0].astype(np.int64) << 8) | codes[:, 1].astype(np.int64)
+    return (prefix * shards) >> 16
+
+
+class Matcher:
+    """Perceptual-hash indexes for every active bank entry, refreshed by replaying bank changes.
+
+    ``Matcher(shard=k, shards=n)`` holds only the entries whose ``prefix_shard`` is ``k`` (a matcher
+    worker's part of the bank, ``hashing.shards``); the default holds every entry.
+    """
+
+    def __init__(self, shard: int = 0, shards: int = 1) -> None:
+        if shards < 1 or not 0 <= shard < shards:
+            raise ValueError(f"shard must be in 0..{shards - 1}; got {shard}")
+        self.shard, self.shards = shard, shards
         self._lock = threading.RLock()
         self._indexes: dict[str, HammingIndex] = {}
         self._checkpoint = 0
@@ -95,7 +114,7 @@ class Matcher:
 
     def refresh_if_due(self, max_age: float | None = None) -> None:
         if max_age is None:
-            max_age = float(getattr(settings, "TAKEDOWN_MATCH_REFRESH_SECONDS", 0))
+            max_age = float(getattr(settings, "TAKEDOWN_MATCH_REFRESH_SECONDS", 1))
         if self._refreshed_at is None or time.monotonic() - self._refreshed_at >= max_age:
             self.refresh()
 
@@ -122,7 +141,7 @@ class Matcher:
         for name, index in indexes.items():
             rows = (BankEntry.objects.filter(algorithm=name, status=BankEntry.Status.ACTIVE)
                     .order_by().values_list("id", "value").iterator(chunk_size=_READ_CHUNK))
-            _add_rows(index, name, rows)
+            _add_rows(index, name, rows, self.shard, self.shards)
         self._indexes, self._checkpoint, self._checkpoint_stamp, self._gaps = indexes, checkpoint, stamp, gaps
         self._entry_high, self._entry_stamp = entry_head if entry_head else (0, None)
         self._refreshed_at = time.monotonic()
@@ -165,7 +184,7 @@ class Matcher:
         ids = np.asarray(entry_ids, dtype=np.int64)
         for name, index in self._indexes.items():
             index.remove(ids)
-            _add_rows(index, name, active[name])
+            _add_rows(index, name, active[name], self.shard, self.shards)
 
     def _pending(self) -> Any:
         """Change rows this process has not applied: above the checkpoint, or in an open gap."""
@@ -198,7 +217,8 @@ class Matcher:
                                           else time.monotonic() - self._refreshed_at))
 
 
-def _add_rows(index: HammingIndex, algorithm: str, rows: Iterable[tuple[int, str]]) -> None:
+def _add_rows(index: HammingIndex, algorithm: str, rows: Iterable[tuple[int, str]], shard: int = 0,
+              shards: int = 1) -> None:
     bits = ALGORITHMS[algorithm].bits
     batch: list[tuple[int, str]] = []
 
@@ -211,7 +231,11 @@ def _add_rows(index: HammingIndex, algorithm: str, rows: Iterable[tuple[int, str
             codes = hex_to_codes([v for _, v in good], bits)
         if len(good) < len(batch):
             logger.warning("%s %s bank entries are not valid hex and cannot match", len(batch) - len(good), algorithm)
-        index.add(np.array([i for i, _ in good], dtype=np.int64), codes)
+        ids = np.array([i for i, _ in good], dtype=np.int64)
+        if shards > 1:
+            mine = prefix_shard(codes, shards) == shard
+            ids, codes = ids[mine], codes[mine]
+        index.add(ids, codes)
 
     for row in rows:
         batch.append(row)
@@ -251,6 +275,10 @@ def get_matcher() -> Matcher:
 
 def matcher_readiness() -> tuple[bool, dict[str, Any]]:
     """Refresh if due, then whether this process's index is built and no staler than the setting allows."""
+    if int(getattr(settings, "TAKEDOWN_MATCH_SHARDS", 1)) > 1:
+        from hashing.shards import sharded_readiness  # hashing.shards imports this module
+
+        return sharded_readiness()
     matcher = get_matcher()
     try:
         matcher.refresh_if_due()

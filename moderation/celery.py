@@ -8,4 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation.settings")
 
 app = Celery("takedown")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["moderation", "hashing", "detection"])
+app.autodiscover_tasks(["moderation", "hashing", "detection", "exchange"])

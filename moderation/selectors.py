@@ -25,6 +25,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from detection.versions import shadow_model_versions
+from hashing.neighbours import StoredHashIndex
 from moderation.models import (
     AuditEvent,
     CaseNote,
@@ -226,7 +227,8 @@ def case_detail(task_id: int) -> CaseDetail:
     items = list(
         report.items.select_related("media").prefetch_related(
             Prefetch("media__hashes", queryset=MediaHash.objects.order_by("algorithm")),
-            Prefetch("media__matches", queryset=Match.objects.select_related("bank_entry__bank")),
+            Prefetch("media__matches", queryset=Match.objects.select_related("bank_entry__bank")
+                     .prefetch_related("bank_entry__feedback__partner")),  # partner feedback (exchange)
             Prefetch("media__detections", queryset=DetectionResult.objects.exclude(
                 model_version__in=shadow_model_versions()).order_by("-created_at")),
             Prefetch("media__video_frames", queryset=VideoFrameHash.objects.order_by("index")),
@@ -276,12 +278,20 @@ class NearDuplicate:
         return self.task.state in (ReviewTask.State.OPEN, ReviewTask.State.CLAIMED)
 
 
+_MEDIA_PDQ_INDEX = StoredHashIndex(
+    256,
+    rows_above=lambda after: MediaHash.objects.filter(algorithm="pdq", id__gt=after).order_by("id")
+    .values_list("id", "value", "created_at").iterator(chunk_size=5000),
+    stamp_of=lambda pk: MediaHash.objects.filter(pk=pk).values_list("created_at", flat=True).first(),
+)
+
+
 def near_duplicates(*, report: Report, media_ids: list[int]) -> list[NearDuplicate]:
     """Other reports' tasks whose media shares this case's media or a PDQ within the radius.
 
-    Identical media is one ``Media`` row (deduplicated by SHA-256). PDQ neighbours come from a linear
-    scan of stored PDQ hashes: fine for the reported-media table's size; the match index replaces it
-    when the table grows past what one scan serves.
+    Identical media is one ``Media`` row (deduplicated by SHA-256). PDQ neighbours come from this
+    process's Hamming index over the stored PDQ hashes (``hashing.neighbours``, caught up by id before
+    each lookup); its candidates are re-read and their distance recomputed here.
     """
     if not media_ids:
         return []
@@ -290,12 +300,13 @@ def near_duplicates(*, report: Report, media_ids: list[int]) -> list[NearDuplica
     same = ReportedItem.objects.filter(media_id__in=media_ids).exclude(report=report)
     for report_id in same.values_list("report_id", flat=True):
         best[report_id] = (0, "identical (sha256)")
-    own = [int(v, 16) for v in MediaHash.objects.filter(media_id__in=media_ids, algorithm="pdq")
-           .values_list("value", flat=True)]
+    own_values = list(MediaHash.objects.filter(media_id__in=media_ids, algorithm="pdq").values_list("value", flat=True))
+    own = [int(v, 16) for v in own_values]
     if own:
         near_media: dict[int, int] = {}
-        for media_id, value in (MediaHash.objects.filter(algorithm="pdq").exclude(media_id__in=media_ids)
-                                .values_list("media_id", "value").iterator(chunk_size=5000)):
+        candidates = _MEDIA_PDQ_INDEX.candidates([v for v in own_values if len(v) == 64], radius)
+        for media_id, value in (MediaHash.objects.filter(id__in=candidates, algorithm="pdq")
+                                .exclude(media_id__in=media_ids).values_list("media_id", "value")):
             number = int(value, 16)
             distance = min((number ^ mine).bit_count() for mine in own)
             if distance <= radius:

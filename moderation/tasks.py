@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task, chain, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
 from moderation.platforms import PlatformError
 from moderation.services import enforcement, pipeline, sweep, triage
+
+logger = logging.getLogger(__name__)
 
 # Transient failures worth retrying with exponential backoff (a database restart, a platform outage).
 TRANSIENT = (DatabaseError, InterfaceError, PlatformError, OSError)
@@ -32,16 +37,28 @@ def process_report(report_id: int) -> list[int]:
     return media_ids
 
 
-@retrying_task("moderation.tasks.process_media")
+# Media tasks decode untrusted files: their own time limits (settings), and at the soft limit the media is
+# marked unprocessable (or left unscored) and the case still goes to triage, so nothing waits for ever.
+MEDIA_TIME_LIMITS = {"soft_time_limit": settings.TAKEDOWN_MEDIA_TASK_SOFT_TIME_LIMIT,
+                     "time_limit": settings.TAKEDOWN_MEDIA_TASK_TIME_LIMIT}
+
+
+@retrying_task("moderation.tasks.process_media", **MEDIA_TIME_LIMITS)
 def process_media(media_id: int) -> None:
     """Hash and match here, then score on the detection queue, then triage."""
-    pipeline.media_hash_and_match(media_id)
+    try:
+        pipeline.media_hash_and_match(media_id)
+    except SoftTimeLimitExceeded:
+        pipeline.media_out_of_time(media_id, seconds=settings.TAKEDOWN_MEDIA_TASK_SOFT_TIME_LIMIT)
     chain(score_media.si(media_id), triage_media.si(media_id)).apply_async()
 
 
-@retrying_task("moderation.tasks.score_media")  # routed to the "detection" queue
+@retrying_task("moderation.tasks.score_media", **MEDIA_TIME_LIMITS)  # routed to the "detection" queue
 def score_media(media_id: int) -> None:
-    pipeline.media_score(media_id)
+    try:
+        pipeline.media_score(media_id)
+    except SoftTimeLimitExceeded:  # the hashes stand; the case is triaged without a score
+        logger.warning("scoring media %s stopped at the time limit", media_id)
 
 
 @retrying_task("moderation.tasks.triage_media")
@@ -109,3 +126,50 @@ def retroactive_sweep(entry_ids: list[int], after_id: int = 0) -> None:
         triage_media.delay(media_id)
     if progress.next_after is not None:
         retroactive_sweep.delay(entry_ids, progress.next_after)
+
+
+# --- Faults (issue 9): reports saved while the broker was down are sent again by this beat task.
+
+@retrying_task("moderation.tasks.send_receipt")
+def send_receipt(report_id: int) -> None:
+    """The "we received your report" email, off the request path (smtplib errors are OSErrors: retried)."""
+    from moderation.services.intake import _send_receipt
+
+    _send_receipt(report_id)
+
+
+@retrying_task("moderation.tasks.outbox_sweep")
+def outbox_sweep() -> int:
+    from moderation.services.outbox import outbox_sweep as sweep_unfinished
+
+    return len(sweep_unfinished())
+
+
+# --- Scan API (issue 9): detection runs here, off the request; the request hashed and matched already.
+
+@retrying_task("moderation.tasks.score_scan", **MEDIA_TIME_LIMITS)  # routed to the "detection" queue
+def score_scan(ticket_id: int) -> None:
+    from moderation.services import scan
+
+    try:
+        scan.scan_score(ticket_id)
+    except SoftTimeLimitExceeded:  # the verdict of the hashes stands; the bytes are deleted
+        scan.scan_unscored(ticket_id, note="Scoring this image ran out of time; the verdict of the hashes stands.")
+
+
+@retrying_task("moderation.tasks.scan_sweep")
+def scan_sweep() -> None:
+    from moderation.services.scan import scan_sweep as sweep_scans
+
+    sweep_scans()
+
+
+# --- Matcher shards (issue 4): with TAKEDOWN_MATCH_SHARDS > 1, shard k's workers consume
+# matching.shard-<k> (hashing.shards). No retries: the caller waits a bounded time, then gives up.
+
+@shared_task(name="hashing.match_shard", ignore_result=True, acks_late=False)
+def match_shard(reply_to: str, shard: int, shards: int, request: dict[str, Any]) -> None:
+    """Answer a search or status request for this worker's shard of the match index."""
+    from hashing.shards import shard_serve
+
+    shard_serve(reply_to, shard, shards, request)

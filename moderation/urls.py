@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from hashing.matcher import matcher_readiness
 from moderation.views import appeals, audit, console, demo, victim
@@ -39,12 +39,16 @@ console_patterns = ([
     path("templates", console.message_templates, name="templates"),
 ], "console")
 
+# A database that cannot be reached answers 503 + Retry-After, also when a middleware hits it.
+handler500 = "moderation.db_unavailable.server_error"
+
 urlpatterns = [
     path("", victim.home, name="home"),
     path("report/", victim.report_new, name="report-new"),
     path("status/", victim.status_lookup, name="status-lookup"),
     path("status/withdraw", victim.status_withdraw, name="status-withdraw"),
     path("status/complete", victim.status_complete, name="status-complete"),
+    path("status/review", victim.status_review, name="status-review"),
     path("appeal/<str:token>/", victim.appeal_new, name="appeal-new"),
     path("console/appeals/", appeals.appeal_list, name="appeal-list"),
     path("console/appeals/<int:appeal_id>", appeals.appeal_detail, name="appeal-detail"),
@@ -57,7 +61,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("moderation.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

@@ -27,6 +27,35 @@ def _private_media_root() -> Iterator[None]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _exchange_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This instance's Ed25519 exchange key for every test (make run generates var/exchange_signing_key.pem)."""
+    from exchange.signing import generate_private_key_pem
+
+    path = tmp_path_factory.mktemp("exchange-key") / "exchange_signing_key.pem"
+    path.write_bytes(generate_private_key_pem())
+    previous = settings.TAKEDOWN_EXCHANGE_SIGNING_KEY_FILE
+    settings.TAKEDOWN_EXCHANGE_SIGNING_KEY_FILE = str(path)
+    yield
+    settings.TAKEDOWN_EXCHANGE_SIGNING_KEY_FILE = previous
+
+
+def redis_flushed_or_skip(url: str, hint: str = "") -> Any:
+    """A client of the Redis database at ``url``, emptied for this test; skip without Redis (fail in CI)."""
+    import redis
+
+    server = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        server.ping()
+    except redis.RedisError as exc:
+        message = f"Redis is not reachable at {url} ({exc}){'; ' + hint if hint else ''}"
+        if settings.TAKEDOWN_REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    server.flushdb()
+    return server
+
+
 def make_image_bytes(seed: int = 0, size: tuple[int, int] = (256, 192), fmt: str = "JPEG") -> bytes:
     """A smooth random picture (blobs of colour), different for each seed. Safe for work by construction."""
     rng = np.random.default_rng(seed)

@@ -40,6 +40,19 @@ class HasPlatformKey(permissions.BasePermission):
         return isinstance(request.auth, ApiKey) and request.auth.kind == ApiKey.Kind.PLATFORM
 
 
+class FlaggerKeyAuthentication(ApiKeyAuthentication):
+    """A notice sender's key (trusted flagger, eSafety): ``kind`` flagger, with the source it files as."""
+
+    kind = ApiKey.Kind.FLAGGER
+
+
+class HasFlaggerKey(permissions.BasePermission):
+    message = "Send your flagger key as 'Authorization: Api-Key <key>'."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, ApiKey) and request.auth.kind == ApiKey.Kind.FLAGGER
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "moderation.api.auth.ApiKeyAuthentication"
     name = "ApiKeyAuth"
@@ -47,3 +60,12 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "apiKey", "in": "header", "name": "Authorization",
                 "description": "Api-Key <key> (create one with manage.py create_api_key)"}
+
+
+class FlaggerKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "moderation.api.auth.FlaggerKeyAuthentication"
+    name = "FlaggerKeyAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "Api-Key <key> of kind flagger (manage.py create_api_key --kind flagger --source ...)"}

@@ -11,10 +11,11 @@ from moderation.models.media import DetectionResult, Match, Media, MediaHash, Vi
 from moderation.models.platform import ApiKey, DemoContentItem, Partner
 from moderation.models.reports import Report, ReportedItem
 from moderation.models.review import Action, Appeal, Decision, ReviewTask, StatementOfReasons, WebhookDelivery
+from moderation.models.scan import ScanTicket
 
 __all__ = [
     "Action", "ApiKey", "Appeal", "AuditChainHead", "AuditEvent", "CaseNote", "ChildSafetyReferral",
     "ConsolePreference", "Decision", "DemoContentItem", "DetectionResult", "Match", "Media", "MediaExposure",
     "MediaHash", "MessageTemplate", "Partner", "ProposedDecision", "Report", "ReportedItem", "ReviewTask",
-    "StatementOfReasons", "VideoFrameHash", "VideoMatch", "WebhookDelivery",
+    "ScanTicket", "StatementOfReasons", "VideoFrameHash", "VideoMatch", "WebhookDelivery",
 ]

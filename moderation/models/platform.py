@@ -57,9 +57,13 @@ class ApiKey(models.Model):
     class Kind(models.TextChoices):
         PLATFORM = "platform", "Host platform"
         PARTNER = "partner", "Partner"
+        # A trusted flagger (DSA Art. 22) or a regulator (eSafety) filing notices through /api/v1/notices.
+        FLAGGER = "flagger", "Notice sender (trusted flagger, regulator)"
 
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    # For a flagger key: the report source its notices are filed as (Report.Source, e.g. "trusted_flagger").
+    source = models.CharField(max_length=30, blank=True)
     prefix = models.CharField(max_length=16, unique=True)
     key_hash = models.CharField(max_length=64, unique=True)
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys")

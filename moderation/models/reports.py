@@ -57,9 +57,17 @@ class Report(models.Model):
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     # Retention (services/retention.py): when the case's media files were deleted.
     media_purged_at = models.DateTimeField(null=True, blank=True)
+    # A notice filed with a flagger key (trusted flagger, eSafety): who sent it, and their own reference,
+    # which makes filing the same notice twice return the first case.
+    flagger_key = models.ForeignKey("moderation.ApiKey", on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="notices")
+    flagger_reference = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["flagger_key", "flagger_reference"],
+                                               condition=models.Q(flagger_key__isnull=False),
+                                               name="one_report_per_flagger_reference")]
 
     def __str__(self) -> str:
         return self.case_number

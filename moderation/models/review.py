@@ -142,14 +142,21 @@ class Action(models.Model):
 
 
 class Appeal(models.Model):
-    """An internal complaint against a decision (DSA Art. 20). Workflow arrives with the legal issue."""
+    """An internal complaint against a decision (DSA Art. 20), by the uploader or by the reporter (notifier)."""
 
     class State(models.TextChoices):
         OPEN = "open", "Open"
         UPHELD = "upheld", "Decision upheld"
         REVERSED = "reversed", "Decision reversed"
+        WITHDRAWN = "withdrawn", "Withdrawn with the case"
+
+    class Appellant(models.TextChoices):
+        # Art. 20 covers both sides: the uploader against a removal, the notifier against "no action".
+        UPLOADER = "uploader", "Uploader"
+        REPORTER = "reporter", "Reporter"
 
     decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="appeals")
+    appellant = models.CharField(max_length=20, choices=Appellant.choices, default=Appellant.UPLOADER)
     statement_of_reasons = models.ForeignKey("moderation.StatementOfReasons", on_delete=models.PROTECT, null=True,
                                              blank=True, related_name="appeals")
     appellant_email = models.EmailField()
@@ -158,6 +165,9 @@ class Appeal(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="appeal_decisions")
     outcome_note = models.TextField(blank=True)
+    # A reporter's appeal that is granted is carried out by a new takedown decision, recorded here.
+    resulting_decision = models.ForeignKey(Decision, on_delete=models.PROTECT, null=True, blank=True,
+                                           related_name="granted_appeals")
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,10 +21,12 @@ from moderation.models import Report, ReviewTask
 from moderation.services.audit import SYSTEM, audit_record
 from moderation.services.notices import notice_send
 
+# The priority a case gains when it passes its deadline: triage's "deadline_breached" reason, kept on recompute.
+from moderation.services.triage import BREACH_PRIORITY_BOOST as BREACH_PRIORITY_BOOST
+from moderation.services.triage import task_reprioritise
+
 # Cases whose clock is running: removal not yet complete.
 OPEN_STATUSES = (Report.Status.RECEIVED, Report.Status.IN_REVIEW, Report.Status.ACTIONING)
-# Priority added to a case that passed its deadline, so it tops the queue (triage priorities are < 1000).
-BREACH_PRIORITY_BOOST = 1000
 
 
 def deadline_hours(source: str) -> int:
@@ -105,8 +106,11 @@ def _escalate(report: Report, now: datetime) -> bool:
     with transaction.atomic():
         if not Report.objects.filter(pk=report.pk, escalated_at__isnull=True).update(escalated_at=now):
             return False
-        ReviewTask.objects.filter(report=report).exclude(state=ReviewTask.State.DECIDED).update(
-            priority=F("priority") + BREACH_PRIORITY_BOOST)
+        # The boost is a triage reason derived from escalated_at, so any later recompute keeps it.
+        report = Report.objects.select_for_update().get(pk=report.pk)
+        for task in ReviewTask.objects.select_for_update().filter(report=report).exclude(
+                state=ReviewTask.State.DECIDED):
+            task_reprioritise(task, report, now)
         audit_record(actor=SYSTEM, action="deadline.breached", object_type="report", object_id=report.pk,
                      data={"deadline_at": report.deadline_at.isoformat() if report.deadline_at else None,
                            "status": report.status})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,7 +18,8 @@ from django.utils.translation import gettext_noop
 from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.errors import MediaError
 from hashing.models import Bank
-from moderation.models import Media, MediaHash, Report, ReportedItem
+from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, ReportedItem
+from moderation.services.api_keys import FLAGGER_SOURCES
 from moderation.services.audit import SYSTEM, audit_record
 from moderation.services.deadlines import deadline_for
 from moderation.services.enforcement import COPY_PDQ_DISTANCE
@@ -25,6 +27,8 @@ from moderation.services.media import MediaInfo, media_store, media_validate
 from moderation.services.notices import notice_send
 from moderation.services.secrets import hash_pin, new_case_number, new_pin
 from moderation.services.triage import task_ensure
+
+logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 50  # one report names at most this many locations and files together
 LOCATION_RE = re.compile(r"^(demo://content/\d{1,9}/?|https?://\S{1,2000})$")
@@ -53,6 +57,9 @@ class Notice:
     # Optional context (CONTEXT_FIELDS) and PDQ hashes computed in the person's browser.
     context: dict[str, str] = field(default_factory=dict)
     client_hashes: list[str] = field(default_factory=list)
+    # Set by flagger_notice_submit: the sender's key (identity, DSA Art. 22) and its own reference.
+    flagger_key_id: int | None = None
+    flagger_reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,21 @@ class Upload:
 class SubmittedReport:
     report: Report
     pin: str  # shown to the reporter once; only its hash is stored
+
+
+class DuplicateNotice(Exception):
+    """A flagger filed this reference before; ``report`` is the case it opened."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        super().__init__(f"notice already filed as {report.case_number}")
+
+
+@dataclass(frozen=True)
+class FlaggerNotice:
+    report: Report
+    pin: str | None  # None when the reference was filed before: the PIN was shown then, and only then
+    created: bool
 
 
 # Notice elements that an organisation's notice (trusted flagger, eSafety) may still lack: the case is then
@@ -171,11 +193,15 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
         for upload, info in zip(uploads, infos, strict=True):
             media = media_store(data=upload.data, origin=Media.Origin.UPLOAD, info=info)
             ReportedItem.objects.create(report=report, media=media, state=ReportedItem.State.RESOLVED)
-        audit_record(actor="reporter", action="report.received", object_type="report", object_id=report.pk,
+        flagger = {"flagger_key": notice.flagger_key_id, "flagger_reference": notice.flagger_reference} \
+            if notice.flagger_key_id else {}
+        audit_record(actor=f"flagger:{notice.flagger_key_id}" if notice.flagger_key_id else "reporter",
+                     action="report.received", object_type="report", object_id=report.pk,
                      data={"case_number": report.case_number, "source": report.source,
                            "locations": len(notice.locations), "files": len(uploads),
                            "client_hashes": len(notice.client_hashes), "missing": missing,
-                           "deadline_at": report.deadline_at.isoformat() if report.deadline_at else None})
+                           "deadline_at": report.deadline_at.isoformat() if report.deadline_at else None,
+                           **flagger})
         if notice.client_hashes:
             client_hashes_add(report=report, hashes=notice.client_hashes)
         report_id = report.pk
@@ -184,8 +210,39 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
         else:
             task_ensure(report)
             transaction.on_commit(lambda: _enqueue(report_id))
-        transaction.on_commit(lambda: _send_receipt(report_id))
+        transaction.on_commit(lambda: _enqueue_receipt(report_id))
     return SubmittedReport(report=report, pin=pin)
+
+
+FLAGGER_REFERENCE_MAX = 200
+
+
+def flagger_notice_submit(*, api_key: ApiKey, reference: str, notice: Notice, uploads: list[Upload] | None = None,
+                          now: datetime | None = None) -> FlaggerNotice:
+    """A notice from a trusted flagger (DSA Art. 22) or a regulator (eSafety), filed with a flagger key.
+
+    The case takes the key's source (and so its deadline, ``TAKEDOWN_DEADLINE_HOURS``) and records the
+    sender; triage gives trusted flaggers priority. Idempotent by the sender's own ``reference``: filing
+    it again returns the first case (``created`` False, no PIN) and changes nothing.
+    Raises ``IntakeError`` naming the field when the notice or the reference is invalid.
+    """
+    if api_key.kind != ApiKey.Kind.FLAGGER or api_key.source not in FLAGGER_SOURCES:
+        raise IntakeError({"source": [_("This key may not file notices; ask for a flagger key.")]})
+    reference = reference.strip()
+    if not reference:
+        raise IntakeError({"reference": [_("Give your own reference for this notice, e.g. your case number.")]})
+    if len(reference) > FLAGGER_REFERENCE_MAX:
+        raise IntakeError({"reference": [_("Please keep the reference under %(n)d characters.")
+                                         % {"n": FLAGGER_REFERENCE_MAX}]})
+    existing = Report.objects.filter(flagger_key=api_key, flagger_reference=reference).first()
+    if existing is not None:
+        return FlaggerNotice(report=existing, pin=None, created=False)
+    notice = replace(notice, source=api_key.source, flagger_key_id=api_key.pk, flagger_reference=reference)
+    try:
+        submitted = report_submit(notice=notice, uploads=uploads, now=now)
+    except DuplicateNotice as exc:  # the same reference filed at the same moment by a retry
+        return FlaggerNotice(report=exc.report, pin=None, created=False)
+    return FlaggerNotice(report=submitted.report, pin=submitted.pin, created=True)
 
 
 def report_complete(*, report: Report, reporter_name: str = "", relationship: str = "", statement: str = "",
@@ -252,8 +309,12 @@ def report_withdraw(*, report: Report, now: datetime | None = None) -> int:
         report.save(update_fields=["status", "withdrawn_at", "closed_at", "updated_at"])
         ReviewTask.objects.filter(report=report).exclude(state=ReviewTask.State.DECIDED).update(
             state=ReviewTask.State.DECIDED, closed_at=now, assignee=None, lease_expires_at=None)
+        # The reporter's own request for a review ends with the case; an uploader's appeal stands.
+        appeals = list(Appeal.objects.filter(decision__report=report, appellant=Appeal.Appellant.REPORTER,
+                                             state=Appeal.State.OPEN).values_list("pk", flat=True))
+        Appeal.objects.filter(pk__in=appeals).update(state=Appeal.State.WITHDRAWN)  # not decided: no decided_at
         audit_record(actor="reporter", action="report.withdrawn", object_type="report", object_id=report.pk,
-                     data={"hashes_withdrawn": withdrawn})
+                     data={"hashes_withdrawn": withdrawn, "appeals_withdrawn": appeals})
         context = {"case_number": report.case_number, "withdrawn_hashes": withdrawn}
         email = report.reporter_email
         report_id = report.pk
@@ -308,6 +369,7 @@ def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hou
         try:
             with transaction.atomic():
                 return Report.objects.create(
+                    flagger_key_id=notice.flagger_key_id, flagger_reference=notice.flagger_reference,
                     case_number=new_case_number(), pin_hash=pin_hash, source=notice.source,
                     reporter_name=notice.reporter_name.strip(), reporter_email=notice.reporter_email.strip(),
                     relationship=notice.relationship, statement=notice.statement.strip(),
@@ -320,11 +382,33 @@ def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hou
                     deadline_at=None if missing else now + timedelta(hours=deadline_hours),
                 )
         except IntegrityError:
+            if notice.flagger_key_id is not None:
+                filed = Report.objects.filter(flagger_key_id=notice.flagger_key_id,
+                                              flagger_reference=notice.flagger_reference).first()
+                if filed is not None:
+                    raise DuplicateNotice(filed) from None
             continue  # case number collision (about 1 in 10^12); draw another
     raise RuntimeError("could not allocate a unique case number")
 
 
+def _enqueue_receipt(report_id: int) -> None:
+    """The receipt email goes out from a worker (retried there if the mail server is down), off the person's
+    request. With the broker down it is sent here instead; a failure then is logged, never a 500."""
+    from moderation.services.outbox import enqueue_or_defer
+    from moderation.tasks import send_receipt
+
+    if enqueue_or_defer(lambda: send_receipt.delay(report_id), what="receipt", object_id=report_id):
+        return
+    try:
+        _send_receipt(report_id)
+    except Exception as exc:  # a mail server that is down too; the case page still shows the case
+        logger.warning("receipt for report %s not sent (%s)", report_id, type(exc).__name__)
+
+
 def _enqueue(report_id: int) -> None:
+    """Send the report to the broker. If the broker is down the report stays saved and unprocessed, and
+    the outbox sweeper (services/outbox.py) sends it once the broker is back: never a 500 for a saved report."""
+    from moderation.services.outbox import enqueue_or_defer
     from moderation.tasks import process_report
 
-    process_report.delay(report_id)
+    enqueue_or_defer(lambda: process_report.delay(report_id), what="report", object_id=report_id)

@@ -124,6 +124,21 @@ def media_score(media_id: int) -> DetectionResult | None:
     return detection
 
 
+def media_out_of_time(media_id: int, *, seconds: int) -> None:
+    """Hashing the media hit its task's time limit: mark it "unprocessable" with the reason, once.
+
+    Retrying would only hit the limit again (a file built to make a decoder spin), so the item goes to
+    the moderators as it is, like any other file that cannot be read.
+    """
+    media = Media.objects.get(pk=media_id)
+    if media.status != Media.Status.PENDING:
+        return
+    _mark_unprocessable(media, (
+        f"Processing this file took longer than the {seconds} s limit, so it was stopped. The file may be "
+        "damaged or made to overload image decoders: review the reported link directly, or ask the reporter "
+        "for a screenshot."))
+
+
 def reports_for_media(media_id: int) -> list[int]:
     return sorted(set(Report.objects.filter(items__media_id=media_id).values_list("id", flat=True)))
 

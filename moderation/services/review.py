@@ -48,6 +48,7 @@ from moderation.services.roles import (
     require,
 )
 from moderation.services.video import report_videos_to_bank
+from moderation.signals import decision_carried_out
 
 TAKEDOWN_REASONS = {Decision.Reason.NCII, Decision.Reason.SYNTHETIC_NCII, Decision.Reason.KNOWN_COPY,
                     Decision.Reason.OTHER}
@@ -455,6 +456,8 @@ def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, r
                            "decided_by": actor_for_user(decided_by),
                            "confirmed_by": actor_for_user(confirmed_by) if confirmed_by else None},
                      reason=reason, before=before, after=_snapshot(task, report))
+        # The exchange records our verdict on partners' hashes this case matched (moderation/signals.py).
+        decision_carried_out.send(sender=Decision, decision=decision)
         action_ids = [a.pk for a in actions]
         transaction.on_commit(lambda: _enqueue_actions(action_ids))
         # Notices, statements of reasons and the copy sweep (services/notices.py), once committed.

@@ -27,9 +27,18 @@ DEADLINE_BANDS: list[tuple[float, int, str]] = [
 DEADLINE_FAR_POINTS = 10
 MATCH_MAX_POINTS = 30           # scaled by the strongest match's strength (1.0 = identical hash)
 BLOCKING_BANK_POINTS = 10       # the match is in a bank that blocks uploads (confirmed content)
+# Partners report (exchange feedback) that they block a matched hash: other platforms confirmed it.
+PARTNER_BLOCKED_POINTS = 10
 SCORE_MAX_POINTS = 30           # scaled by how far the synthetic-media score rises above the prior
-SOURCE_POINTS: dict[str, int] = {Report.Source.ESAFETY: 10, Report.Source.TRUSTED_FLAGGER: 10}
+SOURCE_POINTS: dict[str, int] = {Report.Source.ESAFETY: 10}
+# DSA Art. 22(1): trusted flaggers' notices are "given priority". Three deadline bands' worth: such a notice
+# goes ahead of an ordinary notice with the same evidence unless that one's clock is much closer to the end.
+TRUSTED_FLAGGER_POINTS = 30
 SELF_REPORT_POINTS = 5          # the person depicted reported it themselves
+# A case past its deadline (escalated by services/deadlines.py) tops the queue: every other factor
+# together stays under this. Derived from the report's escalation, so every recompute keeps it.
+BREACH_PRIORITY_BOOST = 1000
+BREACH_STATUSES = (Report.Status.RECEIVED, Report.Status.IN_REVIEW, Report.Status.ACTIONING)
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason
     """Why this report's case sits where it does in the queue, largest factor first."""
     now = now or timezone.now()
     reasons: list[Reason] = []
+    if report.escalated_at is not None and report.status in BREACH_STATUSES:
+        reasons.append(Reason("deadline_breached", BREACH_PRIORITY_BOOST,
+                              f"deadline missed; escalated {report.escalated_at:%Y-%m-%d %H:%M} UTC"))
     deadline = deadline_reason(report.deadline_at, now)
     if deadline:
         reasons.append(deadline)
@@ -71,6 +83,12 @@ def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason
         reasons.append(Reason("match", round(MATCH_MAX_POINTS * strength), description))
         if any(blocks for _s, _d, blocks in found):
             reasons.append(Reason("confirmed_bank", BLOCKING_BANK_POINTS, "matches confirmed content"))
+        from exchange.selectors import partners_blocking
+
+        blocked_by = partners_blocking(m.bank_entry_id for m in matches)
+        if blocked_by:
+            reasons.append(Reason("partner_blocked", PARTNER_BLOCKED_POINTS,
+                                  f"partners report they block it: {', '.join(blocked_by)}"))
     top_score = (DetectionResult.objects.filter(media_id__in=media_ids)
                  .exclude(model_version__in=shadow_model_versions()).aggregate(top=Max("score"))["top"])
     if top_score is not None:
@@ -81,6 +99,10 @@ def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason
             reasons.append(Reason("score", points, f"synthetic-media score {top_score:.2f}"))
     if report.source in SOURCE_POINTS:
         reasons.append(Reason("source", SOURCE_POINTS[report.source], f"reported via {report.get_source_display()}"))
+    if report.source == Report.Source.TRUSTED_FLAGGER:
+        flagger = report.flagger_key.name if report.flagger_key_id and report.flagger_key else "a trusted flagger"
+        reasons.append(Reason("trusted_flagger", TRUSTED_FLAGGER_POINTS,
+                              f"DSA Art. 22 priority: notice from trusted flagger {flagger}"))
     if report.relationship == Report.Relationship.SELF:
         reasons.append(Reason("self_report", SELF_REPORT_POINTS, "reported by the person depicted"))
     reasons.sort(key=lambda r: (-r.points, r.code))
@@ -100,6 +122,26 @@ def task_ensure(report: Report) -> ReviewTask:
     return task
 
 
+def task_reprioritise(task: ReviewTask, report: Report, now: datetime | None = None) -> bool:
+    """Recompute an undecided task's priority and reasons from the report as it is now (breach included).
+
+    Call inside a transaction holding the report's row. Returns whether anything changed (then audited).
+    """
+    if task.state == ReviewTask.State.DECIDED:
+        return False
+    reasons = [asdict(r) for r in priority_reasons(report, now)]
+    priority = sum(r["points"] for r in reasons)
+    if priority == task.priority and reasons == task.priority_reasons and task.triaged_at is not None:
+        return False
+    task.priority = priority
+    task.priority_reasons = reasons
+    task.triaged_at = task.triaged_at or timezone.now()
+    task.save(update_fields=["priority", "priority_reasons", "triaged_at", "updated_at"])
+    audit_record(actor=SYSTEM, action="task.triaged", object_type="task", object_id=task.pk,
+                 data={"priority": priority, "reasons": [r["code"] for r in reasons]})
+    return True
+
+
 def report_triage(report_id: int) -> ReviewTask | None:
     """Recompute the priority of the report's open task. Unchanged priority writes nothing."""
     with transaction.atomic():
@@ -107,16 +149,7 @@ def report_triage(report_id: int) -> ReviewTask | None:
         task = task_ensure(report)
         if task.state == ReviewTask.State.DECIDED:
             return task
-        reasons = [asdict(r) for r in priority_reasons(report)]
-        priority = sum(r["points"] for r in reasons)
-        changed = priority != task.priority or reasons != task.priority_reasons or task.triaged_at is None
-        if changed:
-            task.priority = priority
-            task.priority_reasons = reasons
-            task.triaged_at = task.triaged_at or timezone.now()
-            task.save(update_fields=["priority", "priority_reasons", "triaged_at", "updated_at"])
-            audit_record(actor=SYSTEM, action="task.triaged", object_type="task", object_id=task.pk,
-                         data={"priority": priority, "reasons": [r["code"] for r in reasons]})
+        task_reprioritise(task, report)
         if report.status == Report.Status.RECEIVED:
             report.status = Report.Status.IN_REVIEW
             report.save(update_fields=["status", "updated_at"])

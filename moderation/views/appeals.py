@@ -9,8 +9,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from moderation.models import Appeal
+from moderation.models import Appeal, Decision
 from moderation.services.appeals import AppealError, appeal_decide, open_appeals
+from moderation.services.review import TAKEDOWN_REASONS
 from moderation.services.roles import PERM_VIEW_QUEUE
 
 
@@ -36,11 +37,14 @@ def appeal_detail(request: HttpRequest, appeal_id: int) -> HttpResponse:
         else:
             try:
                 appeal_decide(appeal_id=appeal.pk, user=request.user, reverse_decision=outcome == "reverse",
-                              note=request.POST.get("note", ""))
+                              note=request.POST.get("note", ""),
+                              takedown_reason=request.POST.get("takedown_reason", Decision.Reason.NCII))
             except (AppealError, PermissionDenied) as exc:
                 error = str(exc)
             else:
                 messages.success(request, f"Appeal {appeal.pk} decided.")
                 return redirect("appeal-list")
     status = 400 if error else 200
-    return render(request, "appeals/detail.html", {"appeal": appeal, "error": error}, status=status)
+    reasons = [(value, label) for value, label in Decision.Reason.choices if value in TAKEDOWN_REASONS]
+    return render(request, "appeals/detail.html", {"appeal": appeal, "error": error, "takedown_reasons": reasons},
+                  status=status)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -29,6 +29,7 @@ from moderation.console_forms import (
 from moderation.models import Decision, Media, ProposedDecision, ReviewTask
 from moderation.services import dashboard as dash
 from moderation.services import exposure, review
+from moderation.services.media import MediaLinkInvalid, media_link_check, media_read
 from moderation.services.message_templates import message_choice, message_choices, message_template_save
 from moderation.services.roles import (
     PERM_COMMENT,
@@ -226,14 +227,18 @@ def proposal_reject(request: HttpRequest, proposal_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def media_file(request: HttpRequest, media_id: int) -> FileResponse:
+def media_file(request: HttpRequest, media_id: int) -> HttpResponse:
     """Stream reported media to a moderator allowed to see it. Never cached, never public."""
     require(request.user, PERM_VIEW_MEDIA, "see reported media")
+    try:  # the link must be this user's, for this media, and fresh (the case page signs it)
+        media_link_check(media_id=media_id, user_id=request.user.pk or 0, token=request.GET.get("sig", ""))
+    except MediaLinkInvalid as exc:
+        raise PermissionDenied(str(exc)) from exc
     media = get_object_or_404(Media, pk=media_id)
     if media.pk in selectors.withheld_media_ids([media.pk]):
         raise PermissionDenied("This media is withheld: its case was handed to the child-safety procedure.")
-    response = FileResponse(media.file.open("rb"), content_type=media.mime)
-    response["Cache-Control"] = "private, no-store"
+    response = HttpResponse(media_read(media), content_type=media.mime)
+    response["Cache-Control"] = "private, no-store, max-age=0"
     response["Content-Disposition"] = "inline"
     return response
 

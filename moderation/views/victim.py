@@ -1,6 +1,6 @@
 """Pages for people depicted and their representatives: report, confirmation, status, completing a notice,
-withdrawal, and the uploader's appeal form. No account: a case is opened with its case number and PIN,
-which puts the case (only its id) in the session for an hour."""
+withdrawal, asking for a review of a "no violation" decision, and the uploader's appeal form. No account:
+a case is opened with its case number and PIN, which puts the case (only its id) in the session for an hour."""
 
 from __future__ import annotations
 
@@ -19,7 +19,16 @@ from hashing.errors import MediaError
 from moderation import selectors
 from moderation.forms import ReportForm, StatusLookupForm
 from moderation.models import Report
-from moderation.services.appeals import AppealError, appeal_deadline, appeal_submit, statement_from_token
+from moderation.security.ratelimit import rate_limited
+from moderation.services.appeals import (
+    MAX_STATEMENT_CHARS,
+    AppealError,
+    appeal_deadline,
+    appeal_submit,
+    reporter_appeal_submit,
+    reporter_review,
+    statement_from_token,
+)
 from moderation.services.intake import (
     TAKE_IT_DOWN_URL,
     IntakeError,
@@ -30,6 +39,7 @@ from moderation.services.intake import (
     report_withdraw,
 )
 from moderation.services.lockout import LookupLocked, client_address, report_lookup_limited
+from moderation.services.notices import redress_options
 
 SESSION_CASE = "victim_case_id"
 SESSION_SECONDS = 60 * 60  # an opened case stays open in this browser for an hour
@@ -60,7 +70,7 @@ class VictimReportForm(ReportForm):
             return []
         try:
             values = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python can parse
             values = None
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             self.add_error(None, _("The image fingerprints could not be read. Please pick the images again."))
@@ -78,6 +88,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
+@rate_limited("report")
 def report_new(request: HttpRequest) -> HttpResponse:
     form = VictimReportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -122,14 +133,17 @@ def _open_case(request: HttpRequest) -> Report | None:
 
 
 def _status_page(request: HttpRequest, report: Report, *, status: int = 200, **extra: Any) -> HttpResponse:
+    review = reporter_review(report)
     return render(request, "victim/status.html", {
         "status": selectors.report_public_status(report), "report": report,
         "complete_form": CompleteForm() if report.status == Report.Status.NEEDS_INFORMATION else None,
+        "review": review, "review_form": ReviewForm() if review.can_ask else None, **redress_options(),
         **extra}, status=status)
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
+@rate_limited("lookup")
 def status_lookup(request: HttpRequest) -> HttpResponse:
     form = StatusLookupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -205,6 +219,30 @@ def status_complete(request: HttpRequest) -> HttpResponse:
         return render(request, "victim/status.html", {
             "status": selectors.report_public_status(report), "report": report, "complete_form": form}, status=400)
     return _status_page(request, report)
+
+
+class ReviewForm(forms.Form):
+    statement = forms.CharField(label=gettext_lazy("Why should we look again?"),
+                                widget=forms.Textarea(attrs={"rows": 4}), max_length=MAX_STATEMENT_CHARS,
+                                help_text=gettext_lazy("For example, what the decision missed. It is free."))
+
+
+@never_cache
+@require_POST
+def status_review(request: HttpRequest) -> HttpResponse:
+    """The reporter asks for a review of a "no violation" decision (DSA Art. 20), from the open case."""
+    report = _open_case(request)
+    if report is None:
+        return redirect("status-lookup")
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        try:
+            reporter_appeal_submit(report=report, text=form.cleaned_data["statement"])
+        except AppealError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            return _status_page(request, report, just_asked_review=True)
+    return _status_page(request, report, status=400, review_form=form)
 
 
 class AppealForm(forms.Form):

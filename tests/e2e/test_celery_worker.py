@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
@@ -21,7 +20,7 @@ from rest_framework.test import APIClient
 from moderation.celery import app as celery_app
 from moderation.models import DemoContentItem, Media, Report, ReviewTask
 from moderation.services.audit import audit_verify
-from tests.conftest import notice_payload
+from tests.conftest import notice_payload, redis_flushed_or_skip
 
 pytestmark = pytest.mark.celery_worker
 
@@ -57,15 +56,7 @@ def _reset_connections() -> None:
 @pytest.fixture
 def celery_worker(transactional_db: Any, tmp_path: Path) -> Iterator[Path]:
     """A `celery worker` subprocess on the test database and a real Redis broker."""
-    try:
-        broker = redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2)
-        broker.ping()
-    except redis.RedisError as exc:
-        message = f"Redis is not reachable at {BROKER_URL} ({exc}); start it or set TAKEDOWN_TEST_BROKER_URL"
-        if settings.TAKEDOWN_REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    broker.flushdb()
+    broker = redis_flushed_or_skip(BROKER_URL, "start it or set TAKEDOWN_TEST_BROKER_URL")
     if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(("file:memorydb", ":memory:")):
         pytest.fail("the SQLite test database must be a file for a worker process to share it")
     log = tmp_path / "worker.log"

@@ -158,3 +158,20 @@ def test_codes_of_the_wrong_width_and_bad_hex_are_refused() -> None:
     with pytest.raises(ValueError, match="hex"):
         hex_to_codes(["zz" * 8], 64)
     assert hex_to_codes(["ff" + "00" * 7], 64)[0, 0] == 255
+
+
+@pytest.mark.parametrize("ids", [np.arange(20_000, dtype=np.int64),  # kept as 4-byte ids
+                                 np.arange(20_000, dtype=np.int64) - 10_000,  # negative: 8-byte ids
+                                 np.arange(20_000, dtype=np.int64) + (1 << 40)])  # beyond 32 bits
+def test_ids_of_any_int64_value_are_returned_and_withdrawn_exactly(ids: np.ndarray) -> None:
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (len(ids), 32), dtype=np.uint8)
+    index = HammingIndex(256)
+    index.add(ids, codes)
+    queries = queries_near(codes, 31, rng, count=20)
+    results = index.search(queries, 31)
+    assert_same(results, brute_force_search(codes, ids, queries, 31))
+    assert all(found.dtype == np.int64 for found, _ in results)
+    assert index.remove(ids[:5]) == 5
+    assert all(found.size == 0 for found, _ in index.search(codes[:5], 0))
+    assert [found.tolist() for found, _ in index.search(codes[5:8], 0)] == [[i] for i in ids[5:8].tolist()]

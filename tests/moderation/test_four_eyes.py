@@ -82,7 +82,10 @@ def test_a_possible_minor_leaves_ordinary_handling_at_once_and_waits_for_a_secon
     assert ReviewTask.objects.get(pk=task.pk).state == ReviewTask.State.AWAITING_SECOND
     assert ChildSafetyReferral.objects.get(task=task).state == ChildSafetyReferral.State.PENDING
     client.force_login(people["senior"])
-    assert client.get(f"/console/media/{media_id}").status_code == 403  # withheld from everyone now
+    from moderation.services.media import media_signed_url
+
+    signed = media_signed_url(media_id=media_id, user_id=people["senior"].pk)
+    assert client.get(signed).status_code == 403  # withheld from everyone now, even with a valid link
     assert client.post(f"/console/media/{media_id}/reveal").status_code == 403
     with pytest.raises(review.ReviewError):
         review.task_claim(task_id=task.pk, user=people["mo"])

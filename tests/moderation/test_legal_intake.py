@@ -211,6 +211,38 @@ def test_withdrawing_withdraws_the_case_hashes_from_every_bank(demo: Any, modera
     assert any("withdrawn" in m.subject for m in mail.outbox)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_withdrawal_goes_through_the_banks_own_service_and_logs_a_change_per_entry(
+        demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashing.banks
+    from hashing.banks import bank_add_entries, bank_get_or_create
+    from hashing.models import BankChange
+
+    real = hashing.banks.bank_withdraw_entries
+    calls: list[str] = []
+
+    def recording(**kwargs: Any) -> int:  # the real service, with a note of which bank it was asked about
+        calls.append(kwargs["bank"].name)
+        return real(**kwargs)
+
+    monkeypatch.setattr(hashing.banks, "bank_withdraw_entries", recording)
+    image = make_image_bytes(43)
+    submitted = submit(locations=[], client_hashes=[hash_bytes(image).pdq])
+    case = submitted.report.case_number
+    feed = bank_get_or_create(name="outbound-partners")
+    bank_add_entries(bank=feed, hashes=[("pdq", hash_bytes(image).pdq)], source=f"case:{case}")
+    entries = list(BankEntry.objects.filter(source=f"case:{case}"))
+    before = {e.pk: (BankChange.objects.filter(entry_id=e.pk).count(), e.updated_at) for e in entries}
+    assert report_withdraw(report=submitted.report) == 2
+    assert sorted(calls) == sorted({e.bank.name for e in entries})  # once per bank holding the case's hashes
+    for entry in BankEntry.objects.filter(pk__in=before):
+        changes, updated_at = before[entry.pk]
+        assert entry.status == BankEntry.Status.WITHDRAWN
+        assert BankChange.objects.filter(entry_id=entry.pk).count() == changes + 1  # matchers and feeds replay it
+        assert entry.updated_at > updated_at
+    assert AuditEvent.objects.get(action="bank.entries_withdrawn").data["entries"] == sorted(before)
+
+
 @pytest.mark.django_db
 def test_the_status_page_withdraws_only_after_the_case_was_opened_and_confirmed(client: Client) -> None:
     submitted = submit()

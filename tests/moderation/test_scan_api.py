@@ -6,16 +6,16 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from moderation.models import AuditEvent, Media
+from moderation.models import AuditEvent, Media, ScanTicket
 from moderation.services.demo import demo_image_bytes
 from tests.conftest import make_image_bytes
 
 URL = "/api/v1/scan"
 
 
-def scan(api: APIClient, key: str | None, data: bytes) -> Any:
+def scan(api: APIClient, key: str | None, data: bytes, url: str = URL, **fields: str) -> Any:
     headers = {"HTTP_AUTHORIZATION": f"Api-Key {key}"} if key else {}
-    return api.post(URL, {"file": SimpleUploadedFile("upload.bin", data)}, format="multipart", **headers)
+    return api.post(url, {"file": SimpleUploadedFile("upload.bin", data), **fields}, format="multipart", **headers)
 
 
 @pytest.mark.django_db
@@ -33,6 +33,9 @@ def test_it_blocks_an_upload_of_banked_content(api: APIClient, demo: Any, platfo
     assert body["verdict"] == "block"
     assert {m["bank"] for m in body["matches"]} == {"demo-known-items"}
     assert AuditEvent.objects.filter(action="scan.block").count() == 1
+    # The verdict is final: nothing is kept for a detection worker.
+    assert body["detection"]["status"] == "skipped"
+    assert ScanTicket.objects.get(scan_id=body["detection"]["scan_id"]).blob == ""
 
 
 @pytest.mark.django_db
@@ -50,20 +53,48 @@ def test_it_blocks_a_recompressed_copy_by_pdq(api: APIClient, demo: Any, platfor
 
 
 @pytest.mark.django_db
-def test_it_allows_an_unknown_ordinary_image_and_stores_nothing(api: APIClient, demo: Any,
-                                                                platform_key: str) -> None:
+def test_it_allows_an_unknown_ordinary_image_and_stores_no_media(api: APIClient, demo: Any,
+                                                                 platform_key: str) -> None:
     body = scan(api, platform_key, make_image_bytes(seed=99)).json()
     assert body["verdict"] == "allow"
     assert body["matches"] == []
+    assert body["detection"]["status"] == "pending"  # scored by a worker: tests/moderation/test_scan_async.py
     assert Media.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_it_asks_for_review_of_an_image_labelled_as_ai_made(api: APIClient, demo: Any, platform_key: str) -> None:
+def test_it_asks_for_review_of_an_image_labelled_as_ai_made_when_scoring_inline(api: APIClient, demo: Any,
+                                                                               platform_key: str) -> None:
     data, _mime = demo_image_bytes(11)  # AI-labelled, not in the bank
-    body = scan(api, platform_key, data).json()
+    body = scan(api, platform_key, data, detection="inline").json()
     assert body["verdict"] == "review"
     assert body["score"] > 0.5
+    assert body["detection"]["status"] == "scored"
+    assert AuditEvent.objects.filter(action="scan.review").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_inline_option_may_be_given_in_the_query_string(api: APIClient, demo: Any, platform_key: str) -> None:
+    data, _mime = demo_image_bytes(11)
+    body = scan(api, platform_key, data, url=f"{URL}?detection=inline").json()
+    assert (body["verdict"], body["detection"]["status"]) == ("review", "scored")
+    assert ScanTicket.objects.get().blob == ""  # scored in the request: no copy waits anywhere
+
+
+@pytest.mark.django_db
+def test_it_answers_400_naming_the_field_for_an_unknown_detection_mode(api: APIClient, demo: Any,
+                                                                      platform_key: str) -> None:
+    response = scan(api, platform_key, make_image_bytes(seed=3), detection="later")
+    assert response.status_code == 400
+    assert "detection" in response.json()["errors"]
+    assert ScanTicket.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_answers_400_naming_the_field_when_no_file_is_sent(api: APIClient, demo: Any, platform_key: str) -> None:
+    response = api.post(URL, {}, format="multipart", HTTP_AUTHORIZATION=f"Api-Key {platform_key}")
+    assert response.status_code == 400
+    assert "file" in response.json()["errors"]
 
 
 @pytest.mark.django_db
@@ -71,3 +102,4 @@ def test_it_answers_400_for_a_file_that_is_not_an_image(api: APIClient, demo: An
     response = scan(api, platform_key, b"#!/bin/sh\necho hi\n")
     assert response.status_code == 400
     assert "file" in response.json()["errors"]
+    assert ScanTicket.objects.count() == 0

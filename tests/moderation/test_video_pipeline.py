@@ -99,7 +99,9 @@ def test_a_clip_of_a_known_video_is_matched_and_shown_concealed_on_the_case_page
     tag = wrap.group(1)
     assert " controls" in tag and " muted" in tag and "autoplay" not in tag
     assert "video frames (vPDQ)" in html and "known-videos" in html
-    streamed = client.get(f"/console/media/{media.pk}")
+    src = re.search(r'src="([^"]+)"', tag)
+    assert src is not None and src.group(1).startswith(f"/console/media/{media.pk}?sig=")
+    streamed = client.get(src.group(1))  # the signed link the page made for this moderator
     assert streamed.status_code == 200 and streamed["Content-Type"] == "video/webm"
 
 

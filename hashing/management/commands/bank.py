@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from hashing.algorithms import ALGORITHMS
 from hashing.banks import ImportRow, bank_get_or_create, bank_import_entries
+from hashing.management.output import Unended
 from hashing.models import Bank, BankEntry
 
 FORMATS = ("jsonl", "csv")
@@ -27,17 +28,6 @@ EXPORT_FIELDS = ["algorithm", "value", "status", "source", "created_at"]
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 
 
-class _Unended:
-    """A command's output wrapper as a plain stream (no line ending added), for csv and tqdm."""
-
-    def __init__(self, wrapper: Any) -> None:
-        self._wrapper = wrapper
-
-    def write(self, text: str) -> None:
-        self._wrapper.write(text, ending="")
-
-    def flush(self) -> None:
-        self._wrapper.flush()
 
 
 class RowError(ValueError):
@@ -135,7 +125,7 @@ class Command(BaseCommand):
         if not options["all"]:
             entries = entries.filter(status=BankEntry.Status.ACTIVE)
         rows = entries.values_list(*EXPORT_FIELDS).iterator(chunk_size=10_000)
-        out: Any = open(options["output"], "w", newline="") if options["output"] else _Unended(self.stdout)
+        out: Any = open(options["output"], "w", newline="") if options["output"] else Unended(self.stdout)
         try:
             writer = csv.writer(out) if options["format"] == "csv" else None
             if writer:
@@ -171,7 +161,7 @@ class Command(BaseCommand):
         errors: list[str] = []
         skipped = 0
         show = options["progress"] or sys.stderr.isatty()
-        progress = tqdm(total=total, unit="row", file=_Unended(self.stderr), disable=not show,
+        progress = tqdm(total=total, unit="row", file=Unended(self.stderr), disable=not show,
                         desc=f"importing into {bank.name}")
 
         def good_rows(handle: IO[str]) -> Iterator[ImportRow]:

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from moderation.models import ApiKey
-from moderation.services.api_keys import api_key_create
+from moderation.services.api_keys import FLAGGER_SOURCES, api_key_create
 
 
 class Command(BaseCommand):
@@ -14,10 +14,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--kind", required=True, choices=ApiKey.Kind.values)
         parser.add_argument("--name", required=True)
+        parser.add_argument("--source", default="", choices=["", *FLAGGER_SOURCES],
+                            help="For --kind flagger: the source its notices are filed as.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            row, key = api_key_create(kind=options["kind"], name=options["name"], actor="cli")
+            row, key = api_key_create(kind=options["kind"], name=options["name"], source=options["source"],
+                                      actor="cli")
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Created {row.kind} key {row.name!r} (prefix {row.prefix}). Store it now; "

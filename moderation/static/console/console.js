@@ -66,6 +66,14 @@
 
   document.querySelectorAll(".media-wrap").forEach(function (wrap) {
     var button = wrap.querySelector("button.reveal");
+    // The moderator's blur and greyscale preferences (data attributes: the CSP allows no style attributes).
+    // Applied without the reveal transition, so the page never animates from the default blur to the chosen one.
+    var blur = parseInt(wrap.dataset.blur, 10);
+    wrap.classList.add("no-transition");
+    wrap.style.setProperty("--blur", (isNaN(blur) ? 24 : blur) + "px");
+    wrap.style.setProperty("--grey", wrap.dataset.grey === "0" ? "0" : "1");
+    void wrap.offsetWidth;
+    wrap.classList.remove("no-transition");
     if (wrap.dataset.mode === "hold") {
       var held = false;
       var start = function (event) { event.preventDefault(); held = true; show(wrap, button).then(function () { if (!held) { hide(wrap, button); } }); };

@@ -1,0 +1,1 @@
+"""Security pieces shared by views and services: media encryption, rate limits, response headers."""
