@@ -79,6 +79,11 @@ def test_a_remote_is_configured_from_a_key_file_and_the_key_is_never_printed(tmp
 
 
 @pytest.mark.django_db
+def test_sync_partners_without_remotes_says_how_to_add_one() -> None:
+    assert "partner remote" in run("sync_partners")
+
+
+@pytest.mark.django_db
 def test_exchange_key_generates_once_and_shows_the_public_key(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "key.pem"
     with override_settings(TAKEDOWN_EXCHANGE_SIGNING_KEY_FILE=str(path)):

@@ -18,6 +18,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         outcome = sync_all(names=options["remote"], max_pages=options["max_pages"])
+        if not outcome:
+            self.stdout.write("No enabled remotes to sync: add one with 'manage.py partner remote' (docs/exchange.md).")
+            return
         failed = []
         for name, result in outcome.items():
             if isinstance(result, SyncResult):
