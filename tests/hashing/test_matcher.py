@@ -169,3 +169,15 @@ def test_match_hashes_finds_pdq_phash_and_exact_hashes_nearest_first() -> None:
                           ("dhash", "0" * 16)])
     assert [(m.algorithm, m.distance) for m in found] == [("sha256", 0), ("phash", 1), ("pdq", 20)]
     assert found[2].entry_source == "case:TD-1" and found[2].threshold == 31
+
+
+def test_matching_every_hash_of_an_image_costs_at_most_three_queries(django_assert_max_num_queries: Any) -> None:
+    bank = bank_get_or_create(name="query-count")
+    value = pdq(77)
+    md5 = "0123456789abcdef0123456789abcdef"
+    bank_add_entries(bank=bank, hashes=[("pdq", value), ("md5", md5)], source="test")
+    hashes = [("pdq", near(value, 5)), ("phash", "0" * 16), ("dhash", "f" * 16), ("md5", md5), ("sha256", "a" * 64)]
+    match_hashes(hashes)  # brings the matcher up to date
+    with override_settings(TAKEDOWN_MATCH_REFRESH_SECONDS=60), django_assert_max_num_queries(3):
+        found = match_hashes(hashes)
+    assert {(m.algorithm, m.bank_name) for m in found} == {("pdq", "query-count"), ("md5", "query-count")}
