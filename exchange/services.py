@@ -27,7 +27,7 @@ from hashing.banks import (
 )
 from hashing.models import Bank, BankEntry
 from moderation.models import ApiKey, Partner
-from moderation.services.api_keys import api_key_create
+from moderation.services.api_keys import api_key_create, api_key_forget
 from moderation.services.audit import SYSTEM, audit_record
 
 # Tags are short labels ("ncii", "deepfake"); a row with more or longer ones is refused, naming the field.
@@ -253,6 +253,7 @@ def partner_key_rotate(*, api_key: ApiKey, actor: str = SYSTEM) -> tuple[ApiKey,
         old.save(update_fields=["revoked_at"])
         audit_record(actor=actor, action="api_key.rotated", object_type="api_key", object_id=old.pk,
                      data={"partner": old.partner.name, "old_prefix": old.prefix, "new_prefix": row.prefix})
+        api_key_forget({old.pk})  # this process at once; the others within TAKEDOWN_API_KEY_CACHE_SECONDS
     return row, key
 
 

@@ -4,16 +4,23 @@ Perceptual hashes (PDQ, pHash, dHash) are searched in this process's in-memory i
 (``hashing.matcher``, exact multi-index Hamming search), or, with ``TAKEDOWN_MATCH_SHARDS`` above 1,
 in every matcher shard (``hashing.shards``, scatter-gather); cryptographic ones by equality in the
 database. Every hit is re-checked against the database (entry active, bank enabled, distance within
-the bank's threshold), so a withdrawn entry or a disabled bank stops matching at once.
+the bank's threshold), so a withdrawn entry, a disabled bank or a lowered threshold applies at once.
+
+The enabled banks' thresholds, which set how far the index searches, are read at most every
+``TAKEDOWN_MATCH_REFRESH_SECONDS`` (as the index itself is refreshed), so a scan that finds nothing costs
+no query for its perceptual hashes.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.conf import settings
+from django.db import connection
 
 from hashing.algorithms import get_algorithm, hamming_hex
 from hashing.models import Bank, BankEntry
@@ -49,42 +56,79 @@ def bank_thresholds(algorithm: str, override: int | None = None) -> dict[int, in
     return _thresholds(list(Bank.objects.filter(enabled=True).values_list("id", "thresholds")), algorithm, override)
 
 
+class _BankSettings:
+    """The enabled banks' ``(id, thresholds)``, read again when older than ``TAKEDOWN_MATCH_REFRESH_SECONDS``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[tuple[int, Any]] = []
+        self._read_at: float | None = None
+
+    def get(self) -> list[tuple[int, Any]]:
+        max_age = float(getattr(settings, "TAKEDOWN_MATCH_REFRESH_SECONDS", 1))
+        with self._lock:
+            if self._read_at is None or time.monotonic() - self._read_at >= max_age:
+                self._rows = list(Bank.objects.filter(enabled=True).values_list("id", "thresholds"))
+                self._read_at = time.monotonic()
+            return self._rows
+
+
+_bank_settings = _BankSettings()
+
+
 def match_hashes(
     hashes: Iterable[tuple[str, str]], thresholds: Mapping[str, int] | None = None
 ) -> list[BankMatch]:
     """Every active bank entry within its threshold of one of ``hashes``.
 
     ``hashes`` are ``(algorithm, hex value)`` pairs; ``thresholds`` overrides the per-bank and
-    default thresholds (PDQ 31 as Meta recommends). Results are ordered nearest first. At most two
+    default thresholds (PDQ 31 as Meta recommends). Results are ordered nearest first. At most three
     queries whatever the number of hashes: one for the exact (cryptographic) hashes, one for the banks'
-    thresholds, plus one to re-check perceptual hits when there are any.
+    thresholds (at most once per refresh interval), and one to re-check perceptual hits when there are any.
     """
     found: list[BankMatch] = []
     perceptual: dict[str, list[str]] = {}
-    exact = Q()
+    exact: list[tuple[str, str]] = []
     for algorithm_name, value in hashes:
         algorithm = get_algorithm(algorithm_name)
         value = value.lower()
         if algorithm.perceptual:
             perceptual.setdefault(algorithm.name, []).append(value)
         else:
-            exact |= Q(algorithm=algorithm.name, value=value)
-    if exact:
-        rows = (
-            BankEntry.objects.filter(exact, status=BankEntry.Status.ACTIVE, bank__enabled=True)
-            .values_list("id", "bank_id", "bank__name", "bank__blocks_uploads", "algorithm", "value", "source")
-        )
-        for entry_id, bank_id, bank_name, blocks, algorithm_name, value, source in rows:
-            found.append(BankMatch(entry_id, bank_id, bank_name, blocks, algorithm_name, value,
-                                   value, source, 0, 0))
+            exact.append((algorithm.name, value))
+    for entry_id, bank_id, bank_name, blocks, algorithm_name, value, source in _exact_rows(exact):
+        found.append(BankMatch(entry_id, bank_id, bank_name, bool(blocks), algorithm_name, value,
+                               value, source, 0, 0))
     if perceptual:
         matcher = get_searcher()
-        banks = list(Bank.objects.filter(enabled=True).values_list("id", "thresholds"))
+        banks = _bank_settings.get()
+        searches = []
         for algorithm_name, values in perceptual.items():
-            per_bank = _thresholds(banks, algorithm_name, (thresholds or {}).get(algorithm_name))
-            found.extend(_match_perceptual(matcher, algorithm_name, values, per_bank))
+            override = (thresholds or {}).get(algorithm_name)
+            per_bank = _thresholds(banks, algorithm_name, override)
+            if per_bank:
+                hits = matcher.search(algorithm_name, values, max(per_bank.values()))
+                searches.append((algorithm_name, values, hits, override))
+        found.extend(_recheck(searches))
     found.sort(key=lambda m: (m.distance / (m.threshold + 1), m.entry_id))
     return found
+
+
+def _exact_rows(pairs: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    """Active entries of enabled banks equal to one of ``(algorithm, value)``: ``(id, bank id, bank name,
+    bank blocks uploads, algorithm, value, source)``. Plain SQL: it runs on every scan, and building the
+    ORM query cost more than running it (the ``(algorithm, value)`` index answers it)."""
+    if not pairs:
+        return []
+    entries, banks = BankEntry._meta.db_table, Bank._meta.db_table
+    wanted = " OR ".join(["(e.algorithm = %s AND e.value = %s)"] * len(pairs))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.id, e.bank_id, b.name, b.blocks_uploads, e.algorithm, e.value, e.source "  # noqa: S608
+            f"FROM {entries} e JOIN {banks} b ON b.id = e.bank_id "
+            f"WHERE e.status = %s AND b.enabled = %s AND ({wanted})",
+            [BankEntry.Status.ACTIVE, True, *[x for pair in pairs for x in pair]])
+        return list(cursor.fetchall())
 
 
 def _thresholds(banks: list[tuple[int, Any]], algorithm: str, override: int | None) -> dict[int, int]:
@@ -93,26 +137,30 @@ def _thresholds(banks: list[tuple[int, Any]], algorithm: str, override: int | No
             for bank_id, own in banks}
 
 
-def _match_perceptual(matcher: Any, algorithm: str, values: list[str], per_bank: dict[int, int]) -> list[BankMatch]:
-    if not per_bank:
+def _recheck(searches: list[tuple[str, list[str], list[list[tuple[int, int]]], int | None]]) -> list[BankMatch]:
+    """Keep the index's hits that the database confirms, in one query for every algorithm: the entry is
+    active, its bank enabled, and the distance from its stored value within the bank's threshold as it
+    is now. ``searches``: ``(algorithm, query values, hits per value, threshold override)``."""
+    wanted = {entry_id for _, _, hits, _ in searches for value_hits in hits for entry_id, _ in value_hits}
+    if not wanted:
         return []
-    hits = matcher.search(algorithm, values, max(per_bank.values()))
     entries = {
         row[0]: row for row in BankEntry.objects.filter(
-            id__in={entry_id for value_hits in hits for entry_id, _ in value_hits},
-            status=BankEntry.Status.ACTIVE, bank__enabled=True,
-        ).values_list("id", "bank_id", "bank__name", "bank__blocks_uploads", "value", "source")
+            id__in=wanted, status=BankEntry.Status.ACTIVE, bank__enabled=True,
+        ).values_list("id", "bank_id", "bank__name", "bank__blocks_uploads", "value", "source", "bank__thresholds")
     }
     found = []
-    for value, value_hits in zip(values, hits, strict=True):
-        for entry_id, _ in value_hits:
-            if entry_id not in entries:
-                continue
-            _, bank_id, bank_name, blocks, entry_value, source = entries[entry_id]
-            threshold = per_bank.get(bank_id)
-            # Recomputed from the stored value: the index can only suggest, the database decides.
-            distance = hamming_hex(value, entry_value)
-            if threshold is not None and distance <= threshold:
-                found.append(BankMatch(entry_id, bank_id, bank_name, blocks, algorithm, value, entry_value,
-                                       source, distance, threshold))
+    for algorithm, values, hits, override in searches:
+        default = get_algorithm(algorithm).default_threshold
+        for value, value_hits in zip(values, hits, strict=True):
+            for entry_id, _ in value_hits:
+                if entry_id not in entries:
+                    continue
+                _, bank_id, bank_name, blocks, entry_value, source, own = entries[entry_id]
+                threshold = override if override is not None else int((own or {}).get(algorithm, default))
+                # Recomputed from the stored value: the index can only suggest, the database decides.
+                distance = hamming_hex(value, entry_value)
+                if distance <= threshold:
+                    found.append(BankMatch(entry_id, bank_id, bank_name, blocks, algorithm, value, entry_value,
+                                           source, distance, threshold))
     return found

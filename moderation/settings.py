@@ -223,6 +223,10 @@ TAKEDOWN_MEDIA_TASK_TIME_LIMIT = env_int("TAKEDOWN_MEDIA_TASK_TIME_LIMIT", CELER
 if TAKEDOWN_MEDIA_TASK_TIME_LIMIT <= TAKEDOWN_MEDIA_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("TAKEDOWN_MEDIA_TASK_TIME_LIMIT must be above TAKEDOWN_MEDIA_TASK_SOFT_TIME_LIMIT, "
                                "so the task has time to record why it stopped.")
+# Worker processes may allocate this many MiB above their size once started (RLIMIT_DATA; 0: no limit):
+# media that makes a decoder allocate beyond it is marked unprocessable, not OOM-killed
+# (moderation/worker_limits.py). 2048 leaves room for the largest image accepted (64 MP) and the model.
+TAKEDOWN_TASK_MEMORY_MB = env_int("TAKEDOWN_TASK_MEMORY_MB", 2048, minimum=0)
 # Redis: a task taken by a worker that then died (SIGKILL, OOM, lost machine) goes back to the queue after
 # this many seconds. Keep it above CELERY_TASK_TIME_LIMIT so a running task is never handed out twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=1)}
@@ -297,6 +301,10 @@ TAKEDOWN_PLATFORM = env_str("TAKEDOWN_PLATFORM", "demo")
 # Name of the bank that confirmed takedowns add their hashes to (re-upload blocking).
 TAKEDOWN_CONFIRMED_BANK = "confirmed-takedowns"
 # --- Matching (hashing.matcher) ---
+# A valid API key is trusted by each process for this long without a database lookup (a busy platform
+# key would otherwise cost a query per scan); a revoked key is refused everywhere within this time. 0: look
+# the key up on every request.
+TAKEDOWN_API_KEY_CACHE_SECONDS = env_int("TAKEDOWN_API_KEY_CACHE_SECONDS", 1, minimum=0)
 # A matcher refreshes its in-memory index from the bank change log before matching when its last
 # refresh is older than this. 1 s keeps the refresh queries off most requests under load while a committed
 # bank change still shows within the bound of 2 s; 0: before every match (a few indexed queries).

@@ -28,7 +28,10 @@ def retrying_task(name: str, **extra: Any) -> Any:
 
 @retrying_task("moderation.tasks.process_report")
 def process_report(report_id: int) -> list[int]:
-    """Fetch the report's items, then process each media item."""
+    """Queue the receipt (once), fetch the report's items, then process each media item."""
+    from moderation.services.intake import receipt_queue
+
+    receipt_queue(report_id)
     media_ids = pipeline.report_resolve(report_id)
     for media_id in media_ids:
         process_media.delay(media_id)
@@ -50,6 +53,8 @@ def process_media(media_id: int) -> None:
         pipeline.media_hash_and_match(media_id)
     except SoftTimeLimitExceeded:
         pipeline.media_out_of_time(media_id, seconds=settings.TAKEDOWN_MEDIA_TASK_SOFT_TIME_LIMIT)
+    except MemoryError:
+        pipeline.media_out_of_memory(media_id, megabytes=settings.TAKEDOWN_TASK_MEMORY_MB)
     chain(score_media.si(media_id), triage_media.si(media_id)).apply_async()
 
 
@@ -59,6 +64,8 @@ def score_media(media_id: int) -> None:
         pipeline.media_score(media_id)
     except SoftTimeLimitExceeded:  # the hashes stand; the case is triaged without a score
         logger.warning("scoring media %s stopped at the time limit", media_id)
+    except MemoryError:  # the same: TAKEDOWN_TASK_MEMORY_MB (moderation/worker_limits.py)
+        logger.warning("scoring media %s stopped at the worker's memory limit", media_id)
 
 
 @retrying_task("moderation.tasks.triage_media")
@@ -155,6 +162,9 @@ def score_scan(ticket_id: int) -> None:
         scan.scan_score(ticket_id)
     except SoftTimeLimitExceeded:  # the verdict of the hashes stands; the bytes are deleted
         scan.scan_unscored(ticket_id, note="Scoring this image ran out of time; the verdict of the hashes stands.")
+    except MemoryError:
+        scan.scan_unscored(ticket_id, note="Scoring this image needed more memory than a worker may use; "
+                                           "the verdict of the hashes stands.")
 
 
 @retrying_task("moderation.tasks.scan_sweep")

@@ -55,6 +55,9 @@ class Report(models.Model):
     reminder_80_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # When the "we received your report" email was handed on (services/intake.receipt_queue): once per report,
+    # however often its processing is sent to the broker.
+    receipt_queued_at = models.DateTimeField(null=True, blank=True)
     # Retention (services/retention.py): when the case's media files were deleted.
     media_purged_at = models.DateTimeField(null=True, blank=True)
     # A notice filed with a flagger key (trusted flagger, eSafety): who sent it, and their own reference,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from moderation.models import AuditChainHead, AuditEvent
@@ -93,6 +93,24 @@ def _json_clean(value: Any) -> Any:
     return None if value is None else json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
+@dataclass(frozen=True)
+class _Event:
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    data: dict[str, Any]
+    role: str
+    source_ip: str | None
+    reason: str
+    before: Any
+    after: Any
+
+
+# Events recorded inside ``audit_batch``, appended when it ends; None outside one.
+_batch: contextvars.ContextVar[list[_Event] | None] = contextvars.ContextVar("takedown_audit_batch", default=None)
+
+
 def audit_record(*, actor: str, action: str, object_type: str, object_id: object,
                  data: dict[str, Any] | None = None, role: str | None = None, source_ip: str | None = None,
                  reason: str = "", before: dict[str, Any] | None = None,
@@ -101,7 +119,8 @@ def audit_record(*, actor: str, action: str, object_type: str, object_id: object
 
     ``role`` and ``source_ip`` default to those of the request being served when ``actor`` is its
     user (see ``audit_request_context``); events by the system or by anonymous reporters carry
-    neither, so no reporter's IP address is ever kept.
+    neither, so no reporter's IP address is ever kept. Inside :func:`audit_batch` the event is appended
+    when the batch ends, and the event returned is not saved yet.
     """
     from moderation.services.roles import role_of
 
@@ -113,24 +132,83 @@ def audit_record(*, actor: str, action: str, object_type: str, object_id: object
     if context is not None and user is not None and actor.startswith("user:") and actor == actor_for_user(user):
         role = role if role is not None else role_of(user)
         source_ip = source_ip if source_ip is not None else context.source_ip
-    role = role or ""
-    reason = reason[:200]
-    before_clean, after_clean = _json_clean(before), _json_clean(after)
-    with transaction.atomic():
-        head = _locked_head()
-        created_at = timezone.now()
-        digest = event_hash(prev_hash=head.last_hash, created_at=created_at, actor=actor, action=action,
-                            object_type=object_type, object_id=str(object_id), data=clean, role=role,
-                            source_ip=source_ip, reason=reason, before=before_clean, after=after_clean)
-        event = AuditEvent.objects.create(
-            created_at=created_at, actor=actor, action=action, object_type=object_type,
-            object_id=str(object_id), data=clean, role=role, source_ip=source_ip, reason=reason,
-            before=before_clean, after=after_clean, prev_hash=head.last_hash, hash=digest,
-        )
-        head.last_hash = digest
-        head.last_event_id = event.pk
-        head.save(update_fields=["last_hash", "last_event_id"])
-    return event
+    event = _Event(actor=actor, action=action, object_type=object_type, object_id=str(object_id), data=clean,
+                   role=role or "", source_ip=source_ip, reason=reason[:200], before=_json_clean(before),
+                   after=_json_clean(after))
+    batch = _batch.get()
+    if batch is not None:
+        batch.append(event)
+        return _unsaved(event, prev_hash="", digest="", created_at=timezone.now())
+    return _append([event])[0]
+
+
+@contextmanager
+def audit_batch() -> Iterator[None]:
+    """Events recorded inside are appended together when the block ends, in the order recorded.
+
+    The chain head's row lock serialises every writer from the moment it is taken to the commit. Inside a
+    batch it is taken once, at the end of the block, for one insert of all the events and one update of
+    the head, instead of at the first event. Use it inside the transaction that makes the change, around
+    the code that records the events. If the block raises, nothing is appended. A batch inside a batch
+    joins the outer one.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    events: list[_Event] = []
+    token = _batch.set(events)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if events:
+        _append(events)
+
+
+def _unsaved(event: _Event, *, prev_hash: str, digest: str, created_at: datetime) -> AuditEvent:
+    return AuditEvent(created_at=created_at, actor=event.actor, action=event.action,
+                      object_type=event.object_type, object_id=event.object_id, data=event.data, role=event.role,
+                      source_ip=event.source_ip, reason=event.reason, before=event.before, after=event.after,
+                      prev_hash=prev_hash, hash=digest)
+
+
+def _append(events: list[_Event]) -> list[AuditEvent]:
+    """Link ``events`` to the chain in order: one lock of the head, one insert, one update.
+
+    Inside the caller's transaction (no savepoint: an error here rolls the whole change back, as it
+    must); in a transaction of its own otherwise. The head is read and written in plain SQL: every change
+    in the system passes here, and building the ORM queries cost more than running them.
+    """
+    table = AuditChainHead._meta.db_table
+    with transaction.atomic(savepoint=False):
+        prev = _locked_head_hash(table)
+        rows: list[AuditEvent] = []
+        for event in events:
+            created_at = timezone.now()
+            digest = event_hash(prev_hash=prev, created_at=created_at, actor=event.actor, action=event.action,
+                                object_type=event.object_type, object_id=event.object_id, data=event.data,
+                                role=event.role, source_ip=event.source_ip, reason=event.reason,
+                                before=event.before, after=event.after)
+            rows.append(_unsaved(event, prev_hash=prev, digest=digest, created_at=created_at))
+            prev = digest
+        if len(rows) == 1:
+            rows[0].save(force_insert=True)
+        else:
+            AuditEvent.objects.bulk_create(rows)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET last_hash = %s, last_event_id = %s WHERE id = 1",  # noqa: S608
+                           [prev, rows[-1].pk])
+    return rows
+
+
+def _locked_head_hash(table: str) -> str:
+    """The chain head's hash, its row locked until the transaction ends (created at genesis if missing).
+    SQLite has no row locks: its transactions take the write lock up front (settings: IMMEDIATE)."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT last_hash FROM {table} WHERE id = 1{lock}")  # noqa: S608
+        row = cursor.fetchone()
+    return str(row[0]) if row is not None else _locked_head().last_hash
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from hashing.errors import MediaError
 from hashing.models import Bank
 from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, ReportedItem
 from moderation.services.api_keys import FLAGGER_SOURCES
-from moderation.services.audit import SYSTEM, audit_record
+from moderation.services.audit import SYSTEM, audit_batch, audit_record
 from moderation.services.deadlines import deadline_for
 from moderation.services.enforcement import COPY_PDQ_DISTANCE
 from moderation.services.media import MediaInfo, media_store, media_validate
 from moderation.services.notices import notice_send
 from moderation.services.secrets import hash_pin, new_case_number, new_pin
-from moderation.services.triage import task_ensure
+from moderation.services.triage import task_create, task_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -186,13 +186,18 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
     now = now or timezone.now()
     pin = new_pin()
     hours = settings.TAKEDOWN_DEADLINE_HOURS[notice.source]
-    with transaction.atomic():
+    # The audit events are appended together at the end (audit_batch): the chain head's lock is held from
+    # there to the commit only, so concurrent reports queue on it for a moment rather than for the whole
+    # transaction.
+    with transaction.atomic(), audit_batch():
         report = _create_report(notice, pin_hash=hash_pin(pin), now=now, deadline_hours=hours, missing=missing)
-        for location in dict.fromkeys(loc.strip() for loc in notice.locations):
-            ReportedItem.objects.create(report=report, location=location)
+        ReportedItem.objects.bulk_create([ReportedItem(report=report, location=location) for location
+                                          in dict.fromkeys(loc.strip() for loc in notice.locations)])
+        media_ids: list[int] = []
         for upload, info in zip(uploads, infos, strict=True):
             media = media_store(data=upload.data, origin=Media.Origin.UPLOAD, info=info)
             ReportedItem.objects.create(report=report, media=media, state=ReportedItem.State.RESOLVED)
+            media_ids.append(media.pk)
         flagger = {"flagger_key": notice.flagger_key_id, "flagger_reference": notice.flagger_reference} \
             if notice.flagger_key_id else {}
         audit_record(actor=f"flagger:{notice.flagger_key_id}" if notice.flagger_key_id else "reporter",
@@ -207,10 +212,12 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
         report_id = report.pk
         if missing:
             transaction.on_commit(lambda: _send_needs_information(report_id))
+            transaction.on_commit(lambda: _enqueue_receipt(report_id))
         else:
-            task_ensure(report)
+            # Copies found through client hashes are links, not media: the case's media are the uploads.
+            task_create(report, media_ids=media_ids)
+            # One message to the broker: processing starts by queueing the receipt (receipt_queue).
             transaction.on_commit(lambda: _enqueue(report_id))
-        transaction.on_commit(lambda: _enqueue_receipt(report_id))
     return SubmittedReport(report=report, pin=pin)
 
 
@@ -378,6 +385,8 @@ def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hou
                     # A complete notice starts the clock now; an incomplete one when it is completed.
                     status=Report.Status.NEEDS_INFORMATION if missing else Report.Status.RECEIVED,
                     missing_information=missing,
+                    # An incomplete notice's receipt is queued now; a complete one's by its processing.
+                    receipt_queued_at=now if missing else None,
                     notice_complete_at=None if missing else now,
                     deadline_at=None if missing else now + timedelta(hours=deadline_hours),
                 )
@@ -407,8 +416,31 @@ def _enqueue_receipt(report_id: int) -> None:
 
 def _enqueue(report_id: int) -> None:
     """Send the report to the broker. If the broker is down the report stays saved and unprocessed, and
-    the outbox sweeper (services/outbox.py) sends it once the broker is back: never a 500 for a saved report."""
+    the outbox sweeper (services/outbox.py) sends it once the broker is back: never a 500 for a saved report.
+    The receipt is then sent from here, since processing, which would queue it, has to wait."""
     from moderation.services.outbox import enqueue_or_defer
     from moderation.tasks import process_report
 
-    enqueue_or_defer(lambda: process_report.delay(report_id), what="report", object_id=report_id)
+    if enqueue_or_defer(lambda: process_report.delay(report_id), what="report", object_id=report_id):
+        return
+    if Report.objects.filter(pk=report_id, receipt_queued_at=None).update(receipt_queued_at=timezone.now()):
+        try:
+            _send_receipt(report_id)
+        except Exception as exc:  # a mail server that is down too; the case page still shows the case
+            logger.warning("receipt for report %s not sent (%s)", report_id, type(exc).__name__)
+
+
+def receipt_queue(report_id: int) -> None:
+    """Queue the report's receipt email, once per report however often its processing is sent (retries,
+    the outbox sweeper). ``process_report`` calls it first, so the request that files a report sends one
+    message to the broker instead of two."""
+    from moderation.tasks import send_receipt
+
+    now = timezone.now()
+    if not Report.objects.filter(pk=report_id, receipt_queued_at=None).update(receipt_queued_at=now):
+        return
+    try:
+        send_receipt.delay(report_id)
+    except BaseException:
+        Report.objects.filter(pk=report_id, receipt_queued_at=now).update(receipt_queued_at=None)
+        raise

@@ -130,13 +130,22 @@ def media_out_of_time(media_id: int, *, seconds: int) -> None:
     Retrying would only hit the limit again (a file built to make a decoder spin), so the item goes to
     the moderators as it is, like any other file that cannot be read.
     """
+    _stopped(media_id, f"Processing this file took longer than the {seconds} s limit, so it was stopped. The "
+                       "file may be damaged or made to overload image decoders")
+
+
+def media_out_of_memory(media_id: int, *, megabytes: int) -> None:
+    """Hashing the media needed more memory than a worker may use (``TAKEDOWN_TASK_MEMORY_MB``): mark it
+    "unprocessable" with the reason, once. Retrying would fail the same way."""
+    _stopped(media_id, f"Decoding this file needed more than the {megabytes} MB a worker may use, so it was "
+                       "stopped. The file may be made to exhaust memory")
+
+
+def _stopped(media_id: int, why: str) -> None:
     media = Media.objects.get(pk=media_id)
-    if media.status != Media.Status.PENDING:
-        return
-    _mark_unprocessable(media, (
-        f"Processing this file took longer than the {seconds} s limit, so it was stopped. The file may be "
-        "damaged or made to overload image decoders: review the reported link directly, or ask the reporter "
-        "for a screenshot."))
+    if media.status == Media.Status.PENDING:
+        _mark_unprocessable(media, f"{why}: review the reported link directly, or ask the reporter for a "
+                                   "screenshot.")
 
 
 def reports_for_media(media_id: int) -> list[int]:

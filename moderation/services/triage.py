@@ -58,8 +58,12 @@ def deadline_reason(deadline_at: datetime | None, now: datetime) -> Reason | Non
     return Reason("deadline", DEADLINE_FAR_POINTS, "more than 36 h to the deadline")
 
 
-def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason]:
-    """Why this report's case sits where it does in the queue, largest factor first."""
+def priority_reasons(report: Report, now: datetime | None = None, *,
+                     media_ids: list[int] | None = None) -> list[Reason]:
+    """Why this report's case sits where it does in the queue, largest factor first.
+
+    ``media_ids``, the case's media when the caller knows them (a report being filed), saves the query.
+    """
     now = now or timezone.now()
     reasons: list[Reason] = []
     if report.escalated_at is not None and report.status in BREACH_STATUSES:
@@ -68,7 +72,24 @@ def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason
     deadline = deadline_reason(report.deadline_at, now)
     if deadline:
         reasons.append(deadline)
-    media_ids = list(report.items.exclude(media=None).values_list("media_id", flat=True))
+    if media_ids is None:
+        media_ids = list(report.items.exclude(media=None).values_list("media_id", flat=True))
+    reasons += _media_reasons(media_ids) if media_ids else []
+    if report.source in SOURCE_POINTS:
+        reasons.append(Reason("source", SOURCE_POINTS[report.source], f"reported via {report.get_source_display()}"))
+    if report.source == Report.Source.TRUSTED_FLAGGER:
+        flagger = report.flagger_key.name if report.flagger_key_id and report.flagger_key else "a trusted flagger"
+        reasons.append(Reason("trusted_flagger", TRUSTED_FLAGGER_POINTS,
+                              f"DSA Art. 22 priority: notice from trusted flagger {flagger}"))
+    if report.relationship == Report.Relationship.SELF:
+        reasons.append(Reason("self_report", SELF_REPORT_POINTS, "reported by the person depicted"))
+    reasons.sort(key=lambda r: (-r.points, r.code))
+    return reasons
+
+
+def _media_reasons(media_ids: list[int]) -> list[Reason]:
+    """The evidence about the case's media: hash matches, partners' verdicts, the synthetic-media score."""
+    reasons: list[Reason] = []
     matches = list(Match.objects.filter(media_id__in=media_ids).select_related("bank_entry__bank"))
     video_matches = list(VideoMatch.objects.filter(media_id__in=media_ids).select_related("bank_video__bank"))
     # (strength, description, bank blocks uploads) per match; a video's strength is the larger share
@@ -97,16 +118,19 @@ def priority_reasons(report: Report, now: datetime | None = None) -> list[Reason
         points = round(SCORE_MAX_POINTS * evidence)
         if points > 0:
             reasons.append(Reason("score", points, f"synthetic-media score {top_score:.2f}"))
-    if report.source in SOURCE_POINTS:
-        reasons.append(Reason("source", SOURCE_POINTS[report.source], f"reported via {report.get_source_display()}"))
-    if report.source == Report.Source.TRUSTED_FLAGGER:
-        flagger = report.flagger_key.name if report.flagger_key_id and report.flagger_key else "a trusted flagger"
-        reasons.append(Reason("trusted_flagger", TRUSTED_FLAGGER_POINTS,
-                              f"DSA Art. 22 priority: notice from trusted flagger {flagger}"))
-    if report.relationship == Report.Relationship.SELF:
-        reasons.append(Reason("self_report", SELF_REPORT_POINTS, "reported by the person depicted"))
-    reasons.sort(key=lambda r: (-r.points, r.code))
     return reasons
+
+
+def task_create(report: Report, *, media_ids: list[int]) -> ReviewTask:
+    """The review task of a report filed in this transaction (so it has none yet), whose media are
+    ``media_ids``: ``task_ensure`` without its two lookups, for intake."""
+    reasons = priority_reasons(report, media_ids=media_ids)
+    task = ReviewTask.objects.create(report=report, kind=ReviewTask.Kind.REPORT,
+                                     priority=sum(r.points for r in reasons),
+                                     priority_reasons=[asdict(r) for r in reasons])
+    audit_record(actor=SYSTEM, action="task.created", object_type="task", object_id=task.pk,
+                 data={"report": report.pk, "priority": task.priority})
+    return task
 
 
 def task_ensure(report: Report) -> ReviewTask:

@@ -7,6 +7,8 @@ the test database.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,32 @@ def test_the_sweeper_finds_unfinished_reports_but_not_fresh_or_finished_ones() -
     Media.objects.filter(reported_items__report=report).update(status=Media.Status.PROCESSED)
     ReportedItem.objects.create(report=report, location="https://host.example/p/404")  # a link not yet fetched
     assert unfinished_reports(older_than=later) == [report.pk]  # beside an upload, whose location is empty
+
+
+def test_a_pool_process_killed_mid_task_is_replaced_and_its_task_runs_again_at_once(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    log = tmp_path / "worker.log"
+    with redis_server() as broker, celery_sends_to(broker.url):
+        # Each hash step waits 3 s after announcing itself (a file named with the pool process's pid).
+        worker = start_worker(broker.url, log, slow_hash_seconds=3, marks=marks)
+        try:
+            case_number = submit_with_images(APIClient(), seeds=[41])
+            report = Report.objects.get(case_number=case_number)
+            wait_for(lambda: any(marks.iterdir()), "the pool process to start hashing", timeout=90)
+            child = int(next(marks.iterdir()).name.split("-")[2])
+            assert child != worker.pid
+            os.kill(child, signal.SIGKILL)  # the pool process alone: the worker's main process lives on
+            # Redelivered by the main process at once (reject_on_worker_lost), far within the 600 s
+            # visibility timeout that a whole lost worker waits for.
+            try:
+                wait_for(lambda: fully_processed(report), "the replacement pool process to finish", timeout=90)
+            except AssertionError:
+                print(log.read_text()[-4000:])
+                raise
+            assert worker.poll() is None
+        finally:
+            stop(worker)
+    pids = {int(mark.name.split("-")[2]) for mark in marks.iterdir()}
+    assert child in pids and len(pids) == 2  # the killed process, then its replacement
+    assert_processed_once(report, count=1)

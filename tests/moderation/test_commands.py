@@ -73,6 +73,22 @@ def test_create_api_key_prints_a_working_key_on_its_last_line_and_stores_only_it
 
 
 @pytest.mark.django_db
+def test_revoke_api_key_refuses_the_key_at_once_and_is_audited() -> None:
+    key = run("create_api_key", "--kind", "platform", "--name", "Example").strip().splitlines()[-1]
+    assert api_key_authenticate(key, kind="platform") is not None  # now in this process's key cache
+    prefix = key.split("_")[1]
+    output = run("revoke_api_key", prefix)
+    assert f"prefix {prefix}" in output and key not in output
+    assert api_key_authenticate(key, kind="platform") is None
+    event = AuditEvent.objects.get(action="api_key.revoked")
+    assert event.data == {"kind": "platform", "name": "Example", "prefix": prefix}
+    with pytest.raises(CommandError, match="revoked already"):
+        run("revoke_api_key", key)  # the whole key works too; only its prefix is read
+    with pytest.raises(CommandError, match="No API key has the prefix"):
+        run("revoke_api_key", "ffffffff")
+
+
+@pytest.mark.django_db
 def test_verify_audit_passes_on_an_intact_chain() -> None:
     for n in range(5):
         audit_record(actor="system", action="test.event", object_type="thing", object_id=n, data={"n": n})

@@ -6,7 +6,7 @@ import pytest
 
 from moderation.models import AuditEvent, Media, Report, ReportedItem, ReviewTask
 from moderation.services.intake import IntakeError, Notice, Upload, report_submit
-from moderation.services.secrets import check_pin
+from moderation.services.secrets import PinHasher, check_pin, hash_pin, normalise_code
 from tests.conftest import make_image_bytes, notice_payload
 
 
@@ -34,6 +34,16 @@ def test_it_stores_the_pin_only_as_a_hash(demo: object) -> None:
     assert check_pin(submitted.pin, stored)
     assert check_pin(submitted.pin.lower().replace("-", " - "), stored)
     assert not check_pin("WRONG-PIN0-0000", stored)
+
+
+def test_a_pin_hashed_with_the_earlier_round_count_still_opens_its_case() -> None:
+    # Cases filed before the rounds went from 20,000 to 1,000 keep their hash; its round count is inside it.
+    hasher = PinHasher()
+    earlier = hasher.encode(normalise_code("K7QM-2XPA-9RTB"), hasher.salt(), iterations=20_000)
+    assert "$20000$" in earlier
+    assert check_pin("k7qm-2xpa - 9rtb", earlier)
+    assert not check_pin("K7QM-2XPA-9RTC", earlier)
+    assert f"${PinHasher.iterations}$" in hash_pin("K7QM-2XPA-9RTB")
 
 
 @pytest.mark.django_db

@@ -103,3 +103,16 @@ def test_it_answers_400_for_a_file_that_is_not_an_image(api: APIClient, demo: An
     assert response.status_code == 400
     assert "file" in response.json()["errors"]
     assert ScanTicket.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("detection", ["async", "inline"])
+def test_the_answer_is_exactly_what_its_documented_serializer_gives(api: APIClient, demo: Any, platform_key: str,
+                                                                   detection: str) -> None:
+    # The view returns the service's dict without the serializer; the schema (OpenAPI) is the serializer's.
+    from moderation.api.serializers import ScanTicketOutput
+
+    for data in (demo_image_bytes(4)[0], make_image_bytes(seed=77)):  # a blocking match, and an unknown image
+        body = scan(api, platform_key, data, detection=detection).json()
+        assert body == ScanTicketOutput(body).data
+        assert set(body) == {"verdict", "matches", "score", "signals", "hashes", "detection"}
