@@ -53,7 +53,12 @@ class BankMatch:
 
 def bank_thresholds(algorithm: str, override: int | None = None) -> dict[int, int]:
     """Each enabled bank's threshold for ``algorithm``: ``override``, else the bank's own, else the default."""
-    return _thresholds(list(Bank.objects.filter(enabled=True).values_list("id", "thresholds")), algorithm, override)
+    return _thresholds(_enabled_banks(), algorithm, override)
+
+
+def _enabled_banks() -> list[tuple[int, Any]]:
+    """``(id, thresholds)`` of every enabled bank."""
+    return list(Bank.objects.filter(enabled=True).values_list("id", "thresholds"))
 
 
 class _BankSettings:
@@ -68,7 +73,7 @@ class _BankSettings:
         max_age = float(getattr(settings, "TAKEDOWN_MATCH_REFRESH_SECONDS", 1))
         with self._lock:
             if self._read_at is None or time.monotonic() - self._read_at >= max_age:
-                self._rows = list(Bank.objects.filter(enabled=True).values_list("id", "thresholds"))
+                self._rows = _enabled_banks()
                 self._read_at = time.monotonic()
             return self._rows
 
