@@ -152,7 +152,7 @@ def main() -> None:
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         from moderation import selectors
-        from moderation.services.roles import MODERATOR, roles_sync
+        from moderation.roles import MODERATOR, roles_sync
 
         started = time.perf_counter()
         generate(args.tasks)

@@ -1,6 +1,6 @@
 """Writes of the hash exchange: feedback, partner policy, key scopes, pushed batches.
 
-Every write is audited (``moderation.services.audit.audit_record``) in its own transaction.
+Every write is audited (``moderation.audit.audit_record``) in its own transaction.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from hashing.banks import (
     bank_withdraw_entries,
 )
 from hashing.models import Bank, BankEntry
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import ApiKey, Partner
 from moderation.services.api_keys import api_key_create, api_key_forget
-from moderation.services.audit import SYSTEM, audit_record
 
 # Tags are short labels ("ncii", "deepfake"); a row with more or longer ones is refused, naming the field.
 MAX_TAGS = 20
@@ -506,8 +506,8 @@ def own_verdicts_record(*, decision: Any, reversed_on_appeal: bool = False) -> l
     except on an entry that another case, still removed, matched: that stays "blocked". Other outcomes
     (needs information, child safety) record nothing. Call inside the deciding transaction.
     """
+    from moderation.audit import actor_for_user
     from moderation.models import Decision
-    from moderation.services.audit import actor_for_user
 
     if reversed_on_appeal:
         wanted = HashFeedback.Verdict.NOT_BLOCKED

@@ -24,7 +24,7 @@ from django.utils import timezone
 from exchange.models import HashFeedback, Remote
 from exchange.services import ExchangeError, hash_rows_apply, parse_hash_rows, signature_rejected
 from exchange.signing import SIGNATURE_HEADER, sign, verify
-from moderation.services.audit import SYSTEM, audit_record
+from moderation.audit import SYSTEM, audit_record
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ class ModerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from moderation.roles import roles_sync
         from moderation.security import checks  # noqa: F401 - registers the media-key system checks
-        from moderation.services.roles import roles_sync
 
         post_migrate.connect(roles_sync, sender=self, dispatch_uid="takedown-roles-sync")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from moderation.services.audit import audit_request_context
+from moderation.audit import audit_request_context
 
 
 class AuditContextMiddleware:

@@ -43,7 +43,7 @@ from moderation.models import (
     VideoFrameHash,
     VideoMatch,
 )
-from moderation.services.secrets import check_pin, dummy_pin_check, normalise_code
+from moderation.security.secrets import check_pin, dummy_pin_check, normalise_code
 
 QUEUE_REASON_CODES = ("deadline", "match", "confirmed_bank", "score", "source", "self_report")
 # Deadline bands for filters and the dashboard: (key, label, hours left from, hours left to).

@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group, User
 from PIL import Image
 from rest_framework.test import APIClient
 
-from moderation.services.roles import ADMIN, MODERATOR, SENIOR, TRIAGE, roles_sync
+from moderation.roles import ADMIN, MODERATOR, SENIOR, TRIAGE, roles_sync
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -173,7 +173,7 @@ class QueueView(generics.ListAPIView):
     serializer_class = s.TaskOutput
 
     def get_queryset(self) -> Any:
-        from moderation.services.roles import PERM_VIEW_QUEUE, require
+        from moderation.roles import PERM_VIEW_QUEUE, require
 
         require(self.request.user, PERM_VIEW_QUEUE, "see the review queue")
         state = self.request.query_params.get("state")

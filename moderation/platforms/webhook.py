@@ -31,9 +31,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import WebhookDelivery
 from moderation.platforms import ContentNotFound, PlatformError
-from moderation.services.audit import SYSTEM, audit_record
 
 SIGNATURE_HEADER = "X-Takedown-Signature"
 TIMESTAMP_HEADER = "X-Takedown-Timestamp"

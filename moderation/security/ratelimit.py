@@ -21,7 +21,7 @@ from django.shortcuts import render
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from moderation.services.lockout import client_address
+from moderation.security.client import client_address
 
 
 def _limit(scope: str) -> tuple[int, int]:

@@ -11,9 +11,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import ApiKey, Report
-from moderation.services.audit import SYSTEM, audit_record
-from moderation.services.secrets import hash_api_key, new_api_key
+from moderation.security.secrets import hash_api_key, new_api_key
 
 # The report sources a flagger key may file notices as (POST /api/v1/notices).
 FLAGGER_SOURCES = (Report.Source.TRUSTED_FLAGGER, Report.Source.ESAFETY)

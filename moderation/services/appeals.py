@@ -27,11 +27,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from moderation.audit import actor_for_user, audit_record
 from moderation.models import Action, Appeal, Decision, Report, ReportedItem, StatementOfReasons
 from moderation.platforms import get_enforcer
-from moderation.services.audit import actor_for_user, audit_record
+from moderation.roles import ADMIN, SENIOR
 from moderation.services.notices import notice_send, redress_options
-from moderation.services.roles import ADMIN, SENIOR
 from moderation.signals import decision_carried_out, decision_reversed
 
 APPEAL_SALT = "takedown.appeal"

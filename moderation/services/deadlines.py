@@ -17,8 +17,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import Report, ReviewTask
-from moderation.services.audit import SYSTEM, audit_record
 from moderation.services.notices import notice_send
 
 # The priority a case gains when it passes its deadline: triage's "deadline_breached" reason, kept on recompute.

@@ -19,9 +19,9 @@ from PIL import Image, ImageDraw, PngImagePlugin
 from hashing.algorithms import hash_bytes
 from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.models import Bank
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import DemoContentItem
-from moderation.services.audit import SYSTEM, audit_record
-from moderation.services.roles import ADMIN, MODERATOR, SENIOR, TRIAGE, roles_sync
+from moderation.roles import ADMIN, MODERATOR, SENIOR, TRIAGE, roles_sync
 
 DEMO_ITEMS = 36
 # Items whose hashes the demo bank holds, so reporting them shows a match.

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import Decision, Report, ReportedItem, StatementOfReasons
-from moderation.services.audit import SYSTEM, audit_record
 
 DECISION_GROUND_ILLEGAL = "DECISION_GROUND_ILLEGAL_CONTENT"
 DECISION_GROUND_INCOMPATIBLE = "DECISION_GROUND_INCOMPATIBLE_CONTENT"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import Action, MediaHash, Report, ReportedItem
 from moderation.platforms import ContentNotFound, get_enforcer
-from moderation.services.audit import SYSTEM, audit_record
 
 # PDQ distance within which stored media counts as a copy ("the same, or substantially the same",
 # OSA s.10(3A)); 31 is Meta's recommended PDQ match threshold, as hashing.algorithms uses.

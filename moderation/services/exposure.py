@@ -11,11 +11,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from moderation.audit import actor_for_user, audit_record
 from moderation.models import ConsolePreference, Media, MediaExposure, ReviewTask
 from moderation.models.console import MAX_BLUR_PX
+from moderation.roles import PERM_VIEW_MEDIA, PERM_VIEW_QUEUE, PERM_VIEW_TEAM_EXPOSURE, require
 from moderation.selectors import withheld_media_ids
-from moderation.services.audit import actor_for_user, audit_record
-from moderation.services.roles import PERM_VIEW_MEDIA, PERM_VIEW_QUEUE, PERM_VIEW_TEAM_EXPOSURE, require
 
 
 class ExposureCapReached(Exception):

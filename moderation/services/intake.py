@@ -18,14 +18,14 @@ from django.utils.translation import gettext_noop
 from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.errors import MediaError
 from hashing.models import Bank
+from moderation.audit import SYSTEM, audit_batch, audit_record
 from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, ReportedItem
+from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from moderation.services.api_keys import FLAGGER_SOURCES
-from moderation.services.audit import SYSTEM, audit_batch, audit_record
 from moderation.services.deadlines import deadline_for
 from moderation.services.enforcement import COPY_PDQ_DISTANCE
 from moderation.services.media import MediaInfo, media_store, media_validate
 from moderation.services.notices import notice_send
-from moderation.services.secrets import hash_pin, new_case_number, new_pin
 from moderation.services.triage import task_create, task_ensure
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from moderation import selectors
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import Report
-from moderation.services.audit import SYSTEM, audit_record
-from moderation.services.secrets import normalise_code
+from moderation.security.secrets import normalise_code
 
 
 class LookupLocked(Exception):
@@ -68,8 +68,3 @@ def report_lookup_limited(*, case_number: str, pin: str, client: str) -> Report 
             audit_record(actor=SYSTEM, action="lookup.locked", object_type="lookup", object_id=keys.locked[-12:],
                          data={"failures": failures})
     return None
-
-
-def client_address(meta: dict[str, object]) -> str:
-    """The client's address as the server saw it (a proxy in front should set REMOTE_ADDR correctly)."""
-    return str(meta.get("REMOTE_ADDR") or "unknown")

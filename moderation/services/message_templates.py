@@ -126,8 +126,8 @@ def message_template_save(*, user: Any, key: str, audience: str, reason: str, ti
     """Add or override a template (admins: settings). Raises ``ValueError`` naming the field."""
     from django.db import transaction
 
-    from moderation.services.audit import actor_for_user, audit_record
-    from moderation.services.roles import PERM_MANAGE_SETTINGS, require
+    from moderation.audit import actor_for_user, audit_record
+    from moderation.roles import PERM_MANAGE_SETTINGS, require
 
     require(user, PERM_MANAGE_SETTINGS, "edit message templates")
     if audience not in MessageTemplate.Audience.values:

@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from moderation.services.audit import SYSTEM, audit_record
+from moderation.audit import SYSTEM, audit_record
 
 logger = logging.getLogger(__name__)
 

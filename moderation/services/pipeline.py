@@ -16,9 +16,9 @@ from detection.versions import active_model, model_version_of, shadow_scores
 from hashing.algorithms import hash_bytes
 from hashing.errors import MediaError
 from hashing.matching import match_hashes
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import DetectionResult, Match, Media, MediaHash, Report, ReportedItem
 from moderation.platforms import ContentNotFound, get_content_source
-from moderation.services.audit import SYSTEM, audit_record
 from moderation.services.media import media_read, media_store
 from moderation.services.video import is_video, video_hash_and_match
 

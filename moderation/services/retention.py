@@ -17,8 +17,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import Media, Report
-from moderation.services.audit import SYSTEM, audit_record
 
 CLOSED_STATUSES = (Report.Status.REMOVED, Report.Status.NO_VIOLATION, Report.Status.WITHDRAWN,
                    Report.Status.RESTORED)

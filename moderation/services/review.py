@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.models import Bank
+from moderation.audit import actor_for_user, audit_record
 from moderation.models import (
     Action,
     CaseNote,
@@ -36,9 +37,7 @@ from moderation.models import (
     ReviewTask,
 )
 from moderation.platforms import get_enforcer
-from moderation.services.audit import actor_for_user, audit_record
-from moderation.services.notices import decision_followup_enqueue
-from moderation.services.roles import (
+from moderation.roles import (
     PERM_COMMENT,
     PERM_DECIDE,
     PERM_ESCALATE,
@@ -47,6 +46,7 @@ from moderation.services.roles import (
     PERM_VIEW_QUEUE,
     require,
 )
+from moderation.services.notices import decision_followup_enqueue
 from moderation.services.video import report_videos_to_bank
 from moderation.signals import decision_carried_out
 

@@ -33,9 +33,9 @@ from hashing.algorithms import ImageHashes, hash_bytes
 from hashing.matching import BankMatch, match_hashes
 from hashing.video import VideoHashes, hash_video_bytes, looks_like_video
 from hashing.video_banks import VideoBankMatch, match_video_frames
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import ScanTicket
 from moderation.security.crypto import MediaDecryptError, decrypt_media, encrypt_media
-from moderation.services.audit import SYSTEM, audit_record
 
 logger = logging.getLogger(__name__)
 

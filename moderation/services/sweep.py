@@ -19,8 +19,8 @@ from hashing.algorithms import ALGORITHMS
 from hashing.index import HammingIndex, hex_to_codes
 from hashing.matching import bank_thresholds
 from hashing.models import BankEntry
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import Match, MediaHash, ReportedItem
-from moderation.services.audit import SYSTEM, audit_record
 
 logger = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -11,8 +12,8 @@ from django.utils import timezone
 
 from detection.scoring import PRIOR as SCORE_PRIOR
 from detection.versions import shadow_model_versions
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import DetectionResult, Match, Report, ReviewTask, VideoMatch
-from moderation.services.audit import SYSTEM, audit_record
 
 # Points per factor; the total orders the queue. Deadline dominates because the law fixes it
 # (48 h / 24 h), then evidence that the item is a known copy, then synthesis evidence.
@@ -46,6 +47,19 @@ class Reason:
     code: str
     points: int
     detail: str
+
+
+# Evidence about matched bank entries that other apps hold (the exchange: partners that report they block
+# an entry). The interface is owned here, so moderation never imports the apps built on it; they register
+# a provider when Django starts (``AppConfig.ready``). A provider takes the matched entries' ids and
+# returns reasons; it must not write.
+MatchEvidence = Callable[[list[int]], list["Reason"]]
+_MATCH_EVIDENCE: dict[str, MatchEvidence] = {}
+
+
+def match_evidence_register(name: str, provider: MatchEvidence) -> None:
+    """Add (or replace, by ``name``) a provider of evidence about matched bank entries."""
+    _MATCH_EVIDENCE[name] = provider
 
 
 def deadline_reason(deadline_at: datetime | None, now: datetime) -> Reason | None:
@@ -104,12 +118,9 @@ def _media_reasons(media_ids: list[int]) -> list[Reason]:
         reasons.append(Reason("match", round(MATCH_MAX_POINTS * strength), description))
         if any(blocks for _s, _d, blocks in found):
             reasons.append(Reason("confirmed_bank", BLOCKING_BANK_POINTS, "matches confirmed content"))
-        from exchange.selectors import partners_blocking
-
-        blocked_by = partners_blocking(m.bank_entry_id for m in matches)
-        if blocked_by:
-            reasons.append(Reason("partner_blocked", PARTNER_BLOCKED_POINTS,
-                                  f"partners report they block it: {', '.join(blocked_by)}"))
+        entry_ids = [m.bank_entry_id for m in matches]
+        for provider in _MATCH_EVIDENCE.values():
+            reasons += provider(entry_ids)
     top_score = (DetectionResult.objects.filter(media_id__in=media_ids)
                  .exclude(model_version__in=shadow_model_versions()).aggregate(top=Max("score"))["top"])
     if top_score is not None:

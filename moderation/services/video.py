@@ -15,8 +15,8 @@ from hashing.matching import match_hashes
 from hashing.models import Bank, BankVideo
 from hashing.video import hash_video_bytes
 from hashing.video_banks import VideoFrame, bank_add_video, match_video_frames
+from moderation.audit import SYSTEM, audit_record
 from moderation.models import Match, Media, MediaHash, Report, VideoFrameHash, VideoMatch
-from moderation.services.audit import SYSTEM, audit_record
 from moderation.services.media import media_read
 
 

@@ -10,9 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from moderation.models import Appeal, Decision
+from moderation.roles import PERM_VIEW_QUEUE
 from moderation.services.appeals import AppealError, appeal_decide, open_appeals
 from moderation.services.review import TAKEDOWN_REASONS
-from moderation.services.roles import PERM_VIEW_QUEUE
 
 
 @login_required

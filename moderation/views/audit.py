@@ -14,9 +14,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from moderation import selectors
+from moderation.audit import actor_for_user, audit_record
 from moderation.console_forms import AuditFilterForm
-from moderation.services.audit import actor_for_user, audit_record
-from moderation.services.roles import PERM_VIEW_AUDIT, require
+from moderation.roles import PERM_VIEW_AUDIT, require
 
 AUDIT_PAGE_SIZE = 100
 CSV_COLUMNS = ["id", "created_at", "actor", "role", "source_ip", "action", "object_type", "object_id", "reason",

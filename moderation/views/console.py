@@ -27,11 +27,7 @@ from moderation.console_forms import (
     QueueFilterForm,
 )
 from moderation.models import Decision, Media, ProposedDecision, ReviewTask
-from moderation.services import dashboard as dash
-from moderation.services import exposure, review
-from moderation.services.media import MediaLinkInvalid, media_link_check, media_read
-from moderation.services.message_templates import message_choice, message_choices, message_template_save
-from moderation.services.roles import (
+from moderation.roles import (
     PERM_COMMENT,
     PERM_DECIDE,
     PERM_ESCALATE,
@@ -44,6 +40,10 @@ from moderation.services.roles import (
     PERM_VIEW_TEAM_EXPOSURE,
     require,
 )
+from moderation.services import dashboard as dash
+from moderation.services import exposure, review
+from moderation.services.media import MediaLinkInvalid, media_link_check, media_read
+from moderation.services.message_templates import message_choice, message_choices, message_template_save
 
 # A page a moderator can scan at a glance; also what the query-count and timing benchmarks use.
 QUEUE_PAGE_SIZE = 50

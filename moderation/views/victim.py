@@ -19,6 +19,7 @@ from hashing.errors import MediaError
 from moderation import selectors
 from moderation.forms import ReportForm, StatusLookupForm
 from moderation.models import Report
+from moderation.security.client import client_address
 from moderation.security.ratelimit import rate_limited
 from moderation.services.appeals import (
     MAX_STATEMENT_CHARS,
@@ -38,7 +39,7 @@ from moderation.services.intake import (
     report_submit,
     report_withdraw,
 )
-from moderation.services.lockout import LookupLocked, client_address, report_lookup_limited
+from moderation.services.lockout import LookupLocked, report_lookup_limited
 from moderation.services.notices import redress_options
 
 SESSION_CASE = "victim_case_id"

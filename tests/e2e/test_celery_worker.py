@@ -17,9 +17,9 @@ from django.db import connection
 from kombu import pools as kombu_pools
 from rest_framework.test import APIClient
 
+from moderation.audit import audit_verify
 from moderation.celery import app as celery_app
 from moderation.models import DemoContentItem, Media, Report, ReviewTask
-from moderation.services.audit import audit_verify
 from tests.conftest import notice_payload, redis_flushed_or_skip
 
 pytestmark = pytest.mark.celery_worker

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from moderation.models import AuditEvent, ChildSafetyReferral, Decision, MediaExposure, ReviewTask
+from moderation.roles import SENIOR
 from moderation.services.intake import Notice, report_submit
-from moderation.services.roles import SENIOR
 from tests.conftest import notice_payload
 from tests.moderation.console_helpers import user_with_role
 

@@ -13,9 +13,9 @@ from exchange.services import partner_create, partner_key_create
 from exchange.signing import instance_public_key_b64
 from hashing.banks import bank_add_entries, bank_get_or_create
 from moderation.models import Partner
+from moderation.roles import MODERATOR, roles_sync
 from moderation.services.api_keys import api_key_create
 from moderation.services.demo import seed_demo
-from moderation.services.roles import MODERATOR, roles_sync
 
 
 def setup_a(extra: int, b_public_key: str) -> None:

@@ -8,7 +8,7 @@ from django.test import Client
 
 from exchange.services import feedback_record, partner_create
 from moderation.models import Match
-from moderation.services.roles import MODERATOR
+from moderation.roles import MODERATOR
 from tests.moderation.console_helpers import make_case, user_with_role
 
 pytestmark = pytest.mark.django_db

@@ -20,9 +20,9 @@ from exchange.tasks import stopncii_feedback, stopncii_fetch
 from hashing.banks import bank_get_or_create
 from hashing.models import Bank, BankEntry
 from moderation.models import Appeal, Decision, Match, ReviewTask
+from moderation.roles import MODERATOR, SENIOR
 from moderation.services.appeals import appeal_decide
 from moderation.services.review import decision_make
-from moderation.services.roles import MODERATOR, SENIOR
 from tests.exchange.stopncii_stub import FUNCTION_KEYS, SUBSCRIPTION_KEY, StopNCIIStub
 from tests.moderation.console_helpers import make_case, user_with_role
 

@@ -15,7 +15,7 @@ from exchange.models import KeyScope, PartnerPolicy, Remote
 from exchange.signing import public_key_b64
 from hashing.banks import bank_get_or_create
 from moderation.models import ApiKey, AuditEvent, Partner
-from moderation.services.secrets import hash_api_key
+from moderation.security.secrets import hash_api_key
 
 
 def run(*args: str) -> str:

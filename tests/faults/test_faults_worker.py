@@ -20,8 +20,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from moderation.audit import audit_verify
 from moderation.models import AuditEvent, Match, Media, MediaHash, Report, ReportedItem, ReviewTask
-from moderation.services.audit import audit_verify
 from moderation.services.outbox import unfinished_reports
 from tests.conftest import make_image_bytes, notice_payload
 from tests.faults.services import redis_server, wait_for

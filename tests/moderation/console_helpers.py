@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from hashing.models import Bank, BankEntry
 from moderation.models import DetectionResult, Match, Media, MediaHash, Report, ReportedItem, ReviewTask
-from moderation.services.roles import roles_sync
+from moderation.roles import roles_sync
 
 _numbers = itertools.count(1)
 

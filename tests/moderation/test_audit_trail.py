@@ -16,10 +16,10 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 
+from moderation.audit import GENESIS_HASH, audit_record, audit_verify, event_hash
 from moderation.models import AuditEvent
+from moderation.roles import MODERATOR, SENIOR
 from moderation.services import review
-from moderation.services.audit import GENESIS_HASH, audit_record, audit_verify, event_hash
-from moderation.services.roles import MODERATOR, SENIOR
 from tests.moderation.console_helpers import make_case, user_with_role
 
 

@@ -14,8 +14,8 @@ from django.test import Client
 from django.urls import get_resolver
 from rest_framework.test import APIClient
 
+from moderation.roles import ADMIN, MODERATOR, SENIOR, TRIAGE
 from moderation.services import review
-from moderation.services.roles import ADMIN, MODERATOR, SENIOR, TRIAGE
 from tests.moderation.console_helpers import make_case, user_with_role
 
 pytestmark = pytest.mark.django_db

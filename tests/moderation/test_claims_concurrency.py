@@ -10,9 +10,9 @@ from django.contrib.auth.models import Group, User
 from django.db import connection, connections
 
 from moderation.models import ReviewTask
+from moderation.roles import MODERATOR, roles_sync
 from moderation.services.intake import Notice, report_submit
 from moderation.services.review import task_next
-from moderation.services.roles import MODERATOR, roles_sync
 from tests.conftest import notice_payload
 
 MODERATORS = 6

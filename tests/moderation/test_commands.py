@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from moderation.audit import audit_record
 from moderation.models import ApiKey, AuditEvent, DemoContentItem
 from moderation.services.api_keys import api_key_authenticate
-from moderation.services.audit import audit_record
 from moderation.services.demo import demo_image_bytes
 from tests.conftest import make_image_bytes
 

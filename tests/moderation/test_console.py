@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from moderation.models import ConsolePreference, Decision, MediaExposure, ReviewTask
+from moderation.roles import MODERATOR, SENIOR, TRIAGE
 from moderation.services import exposure
-from moderation.services.roles import MODERATOR, SENIOR, TRIAGE
 from tests.moderation.console_helpers import make_case, user_with_role
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ import pytest
 from django.db import connections
 
 from moderation.models import Decision, ProposedDecision
+from moderation.roles import MODERATOR, SENIOR
 from moderation.services import review
-from moderation.services.roles import MODERATOR, SENIOR
 from tests.moderation.console_helpers import make_case, user_with_role
 
 WORKERS = 4

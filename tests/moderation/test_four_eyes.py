@@ -16,8 +16,8 @@ from moderation.models import (
     Report,
     ReviewTask,
 )
+from moderation.roles import MODERATOR, SENIOR, TRIAGE
 from moderation.services import review
-from moderation.services.roles import MODERATOR, SENIOR, TRIAGE
 from tests.moderation.console_helpers import make_case, user_with_role
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 
 from moderation.models import AuditEvent, Media, Report, ReportedItem, ReviewTask
+from moderation.security.secrets import PinHasher, check_pin, hash_pin, normalise_code
 from moderation.services.intake import IntakeError, Notice, Upload, report_submit
-from moderation.services.secrets import PinHasher, check_pin, hash_pin, normalise_code
 from tests.conftest import make_image_bytes, notice_payload
 
 

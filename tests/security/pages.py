@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 from django.test import Client
 
-from moderation.services.roles import ADMIN
+from moderation.roles import ADMIN
 from tests.security.test_access_matrix import REPORTER, ROWS, World, client_as
 
 

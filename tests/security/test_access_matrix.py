@@ -25,12 +25,12 @@ from django.utils import timezone
 from exchange.services import partner_create, partner_key_create, partner_policy_set
 from hashing.models import Bank
 from moderation.models import ApiKey, DemoContentItem, Report
+from moderation.roles import ADMIN, MODERATOR, SENIOR, TRIAGE
 from moderation.security.crypto import encrypt_media
+from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from moderation.services import review
 from moderation.services.api_keys import api_key_create
 from moderation.services.media import media_signed_url
-from moderation.services.roles import ADMIN, MODERATOR, SENIOR, TRIAGE
-from moderation.services.secrets import hash_pin, new_case_number, new_pin
 from tests.conftest import make_image_bytes, notice_payload
 from tests.moderation.console_helpers import make_case, user_with_role
 

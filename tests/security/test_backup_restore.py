@@ -30,7 +30,7 @@ call_command("migrate", "--noinput", verbosity=0)
 from moderation.services.demo import seed_demo
 from moderation.services.intake import Notice, report_submit
 from moderation.services.review import decision_make, task_claim
-from moderation.services.roles import MODERATOR, roles_sync
+from moderation.roles import MODERATOR, roles_sync
 from django.contrib.auth.models import Group, User
 seed_demo()
 roles_sync()

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from moderation.models import MediaExposure, ReviewTask
-from moderation.services.roles import SENIOR
+from moderation.roles import SENIOR
 from tests.conftest import make_image_bytes
 from tests.moderation.console_helpers import user_with_role
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from moderation.services.roles import MODERATOR
+from moderation.roles import MODERATOR
 from tests.moderation.console_helpers import user_with_role
 
 pytestmark = pytest.mark.django_db

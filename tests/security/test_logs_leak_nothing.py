@@ -14,8 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from moderation.models import ReviewTask
+from moderation.roles import MODERATOR
 from moderation.services.api_keys import api_key_create, api_key_revoke
-from moderation.services.roles import MODERATOR
 from tests.conftest import make_image_bytes, notice_payload
 from tests.moderation.console_helpers import user_with_role
 

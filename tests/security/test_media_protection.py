@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from moderation.models import Media
+from moderation.roles import MODERATOR, TRIAGE
 from moderation.security.crypto import MAGIC, MediaDecryptError, key_id_of
 from moderation.services.media import (
     MediaLinkInvalid,
@@ -25,7 +26,6 @@ from moderation.services.media import (
     media_signed_url,
     media_store,
 )
-from moderation.services.roles import MODERATOR, TRIAGE
 from tests.conftest import make_image_bytes
 from tests.moderation.console_helpers import make_case, user_with_role
 

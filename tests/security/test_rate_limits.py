@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from moderation.models import Report
-from moderation.services.secrets import hash_pin, new_case_number, new_pin
+from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from tests.conftest import notice_payload, redis_flushed_or_skip
 from tests.moderation.console_helpers import make_case
 

@@ -20,8 +20,8 @@ from exchange.services import (
 from exchange.signing import BadPublicKey, check_public_key
 from hashing.banks import bank_get_or_create
 from hashing.models import Bank
+from moderation.audit import audit_record
 from moderation.models import ApiKey, Partner
-from moderation.services.audit import audit_record
 
 
 def _banks(names: list[str]) -> list[Bank]:

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from moderation.services.audit import audit_verify
+from moderation.audit import audit_verify
 
 
 class Command(BaseCommand):

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from moderation.models import AuditChainHead, AuditEvent
+from moderation.roles import role_of
 
 GENESIS_HASH = "0" * 64
 SYSTEM = "system"
@@ -122,8 +123,6 @@ def audit_record(*, actor: str, action: str, object_type: str, object_id: object
     neither, so no reporter's IP address is ever kept. Inside :func:`audit_batch` the event is appended
     when the batch ends, and the event returned is not saved yet.
     """
-    from moderation.services.roles import role_of
-
     clean = _json_clean(data or {})
     context = _request_context.get()
     user = context.user if context is not None else None
