@@ -30,6 +30,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy moderation hashing detection exchange
 
 pytest: install

@@ -8,7 +8,7 @@ them media with a synthetic-media score and a bank match, in a throwaway test da
 logged-in moderator through Django's test client (the whole server stack in-process: middleware,
 view, queries, template; no network), it times the queue page:
 
-- **ours**: ``selectors.queue_page`` (the page's ids by an index walk over the partial index
+- **ours**: ``selectors.queue.queue_page`` (the page's ids by an index walk over the partial index
   ``task_undecided_order``, then those 50 rows with per-row subqueries; no count for filtered
   views) for the first page, a deep page, and two filtered pages;
 - **baseline "foundation aggregate"**: the queue query as the foundation wrote it, ``COUNT(DISTINCT)``
@@ -113,7 +113,7 @@ def foundation_queue_page(*, filters: Any, number: int, size: int, **_: Any) -> 
     """The foundation's page: its aggregate query, counted and sliced by Django's Paginator."""
     from django.core.paginator import Paginator
 
-    from moderation.selectors import QueuePage
+    from moderation.selectors.queue import QueuePage
 
     paginator = Paginator(foundation_queue_tasks(state=filters.state), size)
     page = paginator.get_page(number)
@@ -151,8 +151,8 @@ def main() -> None:
         connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_queue_{os.getpid()}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
-        from moderation import selectors
         from moderation.roles import MODERATOR, roles_sync
+        from moderation.selectors import queue as queue_selectors
 
         started = time.perf_counter()
         generate(args.tasks)
@@ -167,14 +167,14 @@ def main() -> None:
                  ("filtered: reason score, score 0.5-1", "/console/?reason=score&score_min=0.5")]
         print(f"{'page':<38} {'ours median':>12} {'p95':>8} {'queries':>8} | {'baseline median':>16} "
               f"{'p95':>8} {'queries':>8}")
-        original = selectors.queue_page
+        original = queue_selectors.queue_page
         for label, url in pages:
             ours = measure(client, url, args.repeat)
-            selectors.queue_page = foundation_queue_page  # type: ignore[assignment]
+            queue_selectors.queue_page = foundation_queue_page  # type: ignore[assignment]
             try:
                 base = measure(client, url, max(3, args.repeat // 3)) if "filtered" not in label else None
             finally:
-                selectors.queue_page = original
+                queue_selectors.queue_page = original
             base_text = (f"{base[0]:>13.1f} ms {base[1]:>5.1f} ms {base[2]:>8}" if base
                          else f"{'(no filters in the foundation)':>36}")
             print(f"{label:<38} {ours[0]:>9.1f} ms {ours[1]:>5.1f} ms {ours[2]:>8} | {base_text}")

@@ -39,7 +39,7 @@ GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 
 FILL_A = """
 from hashing.banks import ImportRow, bank_get_or_create, bank_import_entries
-from exchange.services import partner_create, partner_key_create
+from exchange.partners import partner_create, partner_key_create
 import hashlib, json
 bank = bank_get_or_create(name="confirmed-takedowns")
 def rows():
@@ -54,7 +54,7 @@ print(json.dumps({{"key": key}}))
 
 SETUP_B = """
 from django.core.management import call_command
-from exchange.services import partner_create
+from exchange.partners import partner_create
 for name, size in (("main", {page}), ("baseline", {base_page})):
     partner_create(name=name, organisation="Alpha", auto_action="block_on_match")
     call_command("partner", "remote", name, "--url", "{url}", "--bank", "from-" + name, "--public-key",

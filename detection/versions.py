@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from detection.learned.registry import LoadedModel, WeightsError, load
 from detection.models import DetectorVersion
-from detection.scoring import SIGNALS_VERSION, ScoreResult, score_bytes
+from detection.scoring import MODEL_VERSION, SIGNALS_VERSION, ScoreResult, score_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,6 @@ def active_model() -> LoadedModel | None:
 
 
 def model_version_of(model: LoadedModel | None) -> str:
-    from detection.scoring import MODEL_VERSION
-
     return MODEL_VERSION if model is None else f"{SIGNALS_VERSION}+{model.version}"
 
 

@@ -1,4 +1,4 @@
-"""The partner exchange API: pull the feed, push hashes, send feedback. Thin: services do the work.
+"""The partner exchange API: pull the feed, push hashes, send feedback. Thin: feed, push and feedback do the work.
 
 Partners authenticate with ``Authorization: Api-Key <key>`` (a partner key, scoped by ``KeyScope``).
 Every feed page carries ``X-Takedown-Signature`` over its exact bytes (this instance's Ed25519 key);
@@ -21,9 +21,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exchange import services
 from exchange.feed import BadCursor, feed_page
+from exchange.feedback import feedback_submit
+from exchange.partners import partner_policy
+from exchange.push import hashes_push
+from exchange.selectors import key_readable_banks
 from exchange.signing import SIGNATURE_HEADER, SIGNATURE_META, sign, verify
+from exchange.validation import ExchangeError, signature_rejected
 from moderation.api.auth import ApiKeyAuthentication
 from moderation.models import ApiKey
 
@@ -58,7 +62,7 @@ def _key(request: Request) -> ApiKey:
     return request.auth
 
 
-def _invalid(error: services.ExchangeError) -> exceptions.ValidationError:
+def _invalid(error: ExchangeError) -> exceptions.ValidationError:
     return exceptions.ValidationError({k: [v] for k, v in error.errors.items()})
 
 
@@ -66,11 +70,11 @@ def _signed_json(request: Request, what: str) -> Any:
     """The request body, after its signature verified against the partner's pinned keys; else 401, audited."""
     key = _key(request)
     body: bytes = request.body
-    pinned = services.partner_policy(key.partner).public_keys if key.partner else []
+    pinned = partner_policy(key.partner).public_keys if key.partner else []
     if not verify(body, request.META.get(SIGNATURE_META), pinned):
-        services.signature_rejected(partner=key.partner, what=what,
-                                    detail={"key": key.prefix, "signed": SIGNATURE_META in request.META,
-                                            "pinned_keys": len(pinned)})
+        signature_rejected(partner=key.partner, what=what,
+                           detail={"key": key.prefix, "signed": SIGNATURE_META in request.META,
+                                   "pinned_keys": len(pinned)})
         raise exceptions.AuthenticationFailed(
             f"The {SIGNATURE_HEADER} header is missing or does not verify against a public key pinned for "
             "your partner account. Sign the exact body bytes with your Ed25519 key.")
@@ -90,7 +94,7 @@ class HashesView(APIView):
                    responses={200: dict})
     def get(self, request: Request) -> HttpResponse:
         key = _key(request)
-        banks = services.key_readable_banks(key)
+        banks = key_readable_banks(key)
         if not banks:
             raise exceptions.PermissionDenied("This key may not read any bank.")
         raw_limit = request.query_params.get("limit", str(settings.TAKEDOWN_EXCHANGE_PAGE_SIZE))
@@ -119,10 +123,10 @@ class HashesView(APIView):
         data = _signed_json(request, "push")
         rows = data.get("records") if isinstance(data, dict) else None
         try:
-            result = services.hashes_push(api_key=_key(request), rows=rows)
+            result = hashes_push(api_key=_key(request), rows=rows)
         except PermissionError as exc:
             raise exceptions.PermissionDenied(str(exc)) from exc
-        except services.ExchangeError as exc:
+        except ExchangeError as exc:
             raise _invalid(exc) from exc
         return Response({"added": result.added, "withdrawn": result.withdrawn, "unchanged": result.unchanged})
 
@@ -138,9 +142,9 @@ class FeedbackView(APIView):
         data = _signed_json(request, "feedback")
         rows = data.get("feedback") if isinstance(data, dict) else None
         try:
-            recorded = services.feedback_submit(api_key=_key(request), rows=rows)
+            recorded = feedback_submit(api_key=_key(request), rows=rows)
         except PermissionError as exc:
             raise exceptions.PermissionDenied(str(exc)) from exc
-        except services.ExchangeError as exc:
+        except ExchangeError as exc:
             raise _invalid(exc) from exc
         return Response({"recorded": len(recorded)})

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
 
+from exchange.entries import case_ref_for
 from exchange.models import SharedEntry
 from hashing.models import Bank, BankChange, BankEntry
 
@@ -77,32 +75,13 @@ class FeedPage:
     has_more: bool
 
 
-def case_ref_for(source: str) -> str:
-    """An opaque reference for an entry's source ("case:TD-…"): the same for every hash of one case, so a
-    partner can group them, but it reveals neither the case number nor anything about the person."""
-    if not source:
-        return ""
-    return hmac.new(_case_ref_key(settings.SECRET_KEY), source.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-@lru_cache(maxsize=2)
-def _case_ref_key(secret: str) -> bytes:
-    # As django.utils.crypto.salted_hmac derives its key, once per secret rather than once per record.
-    return hashlib.sha256(b"takedown.exchange.case_ref" + secret.encode()).digest()
-
-
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def entry_record(entry: BankEntry, shared: SharedEntry | None) -> dict[str, Any]:
-    """One feed record. No personal data: the case is an opaque reference, the source is not sent."""
-    return _record(entry.algorithm, entry.value, entry.status, entry.created_at, entry.updated_at, entry.source,
-                   entry.bank.name, (list(shared.tags), shared.case_ref) if shared else None)
-
-
 def _record(algorithm: str, value: str, status: str, created_at: datetime, updated_at: datetime, source: str,
             bank: str, shared: tuple[list[str], str] | None) -> dict[str, Any]:
+    """One feed record. No personal data: the case is an opaque reference, the source is not sent."""
     return {
         "signal_type": algorithm,
         "value": value,

@@ -1,11 +1,13 @@
-"""Reads of the exchange for other parts of the app (triage, the case page, the admin)."""
+"""Reads of the exchange for other parts of the app (triage, the partner API). Nothing here writes."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
-from exchange.models import HashFeedback
+from exchange.models import HashFeedback, KeyScope, PartnerPolicy
+from hashing.models import Bank
+from moderation.models import ApiKey
+from moderation.services.triage import PARTNER_BLOCKED_POINTS, Reason
 
 
 def partners_blocking(entry_ids: Iterable[int]) -> list[str]:
@@ -15,10 +17,23 @@ def partners_blocking(entry_ids: Iterable[int]) -> list[str]:
     ).values_list("partner__name", flat=True)))
 
 
-def feedback_by_entry(entry_ids: Iterable[int]) -> dict[int, list[HashFeedback]]:
-    """Partner feedback on these entries, per entry, partners by name (for the case page and admin)."""
-    result: dict[int, list[HashFeedback]] = defaultdict(list)
-    for row in (HashFeedback.objects.filter(entry_id__in=list(entry_ids), partner__isnull=False)
-                .select_related("partner").order_by("partner__name")):
-        result[row.entry_id].append(row)
-    return dict(result)
+def partner_blocked_reasons(entry_ids: list[int]) -> list[Reason]:
+    """Triage's evidence about matched bank entries (``moderation.services.triage.MatchEvidence``): a
+    ``partner_blocked`` reason when enabled partners report they block one of them."""
+    blocked_by = partners_blocking(entry_ids)
+    if not blocked_by:
+        return []
+    return [Reason("partner_blocked", PARTNER_BLOCKED_POINTS,
+                   f"partners report they block it: {', '.join(blocked_by)}")]
+
+
+def key_readable_banks(api_key: ApiKey) -> list[Bank]:
+    """Banks this key may read now: its scope, cut down to the partner's allow-list, enabled ones only."""
+    scope = KeyScope.objects.filter(api_key=api_key).first()
+    if scope is None or api_key.partner is None:
+        return []
+    policy = PartnerPolicy.objects.filter(partner=api_key.partner).first()
+    if policy is None:  # no policy, nothing allow-listed
+        return []
+    allowed = set(policy.allowed_banks.values_list("pk", flat=True))
+    return [b for b in scope.read_banks.all() if b.pk in allowed]

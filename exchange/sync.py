@@ -21,9 +21,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from exchange.entries import hash_rows_apply
 from exchange.models import HashFeedback, Remote
-from exchange.services import ExchangeError, hash_rows_apply, parse_hash_rows, signature_rejected
 from exchange.signing import SIGNATURE_HEADER, sign, verify
+from exchange.validation import ExchangeError, parse_hash_rows, signature_rejected
 from moderation.audit import SYSTEM, audit_record
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from hashing.banks import ImportResult, ImportRow, bank_import_entries
+from hashing.banks import ImportRow
 from hashing.models import Bank, BankEntry
 
 # Our algorithm -> the library's signal type name (PdqSignal, VideoMD5Signal, VideoSHA256Signal). The
@@ -99,9 +99,3 @@ def parse_lines(lines: Iterable[str], *, signal_type: str | None = None) -> Pars
         result.rows.append(row)
     return result
 
-
-def import_lines(*, bank: Bank, lines: Iterable[str], source: str,
-                 signal_type: str | None = None) -> tuple[ImportResult, ParseResult]:
-    """Add a ThreatExchange file's hashes to ``bank`` (through ``hashing.banks``, so matchers see them)."""
-    parsed = parse_lines(lines, signal_type=signal_type)
-    return bank_import_entries(bank=bank, rows=parsed.rows, source=source), parsed

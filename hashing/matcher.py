@@ -273,12 +273,11 @@ def get_matcher() -> Matcher:
     return _MATCHER
 
 
-def matcher_readiness() -> tuple[bool, dict[str, Any]]:
-    """Refresh if due, then whether this process's index is built and no staler than the setting allows."""
-    if int(getattr(settings, "TAKEDOWN_MATCH_SHARDS", 1)) > 1:
-        from hashing.shards import sharded_readiness  # hashing.shards imports this module
+def local_readiness() -> tuple[bool, dict[str, Any]]:
+    """Refresh if due, then whether this process's index is built and no staler than the setting allows.
 
-        return sharded_readiness()
+    Unsharded only; ``hashing.shards.matcher_readiness`` picks this or every shard's readiness.
+    """
     matcher = get_matcher()
     try:
         matcher.refresh_if_due()

@@ -29,11 +29,12 @@ from typing import Any, Protocol
 
 import kombu.exceptions
 import redis
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 
-from hashing.matcher import Matcher, get_matcher
+from hashing.matcher import Matcher, get_matcher, local_readiness
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +104,10 @@ def shard_serve(reply_to: str, shard: int, shards: int, request: dict[str, Any])
 
 
 # --- the caller side: web processes and pipeline workers --------------------------------------------
-def _celery_app() -> Any:
-    from moderation.celery import app  # the Celery app lives in the project package
-
-    return app
-
-
+# current_app is the project's Celery app (moderation.celery, made the default app by Celery's Django
+# fix-up), so hashing reaches the broker without importing the project package.
 def _redis() -> Any:
-    url = str(_celery_app().conf.broker_url or "")
+    url = str(current_app.conf.broker_url or "")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("TAKEDOWN_MATCH_SHARDS > 1 needs a Redis broker (CELERY_BROKER_URL=redis://...)")
     return redis.Redis.from_url(url)
@@ -123,7 +120,7 @@ def scatter(request: dict[str, Any], shards: int | None = None,
     Shards that did not answer within ``timeout`` are absent from the result.
     """
     shards = shards or shard_count()
-    app = _celery_app()
+    app = current_app
     if app.conf.task_always_eager:
         answers = {}
         for k in range(shards):
@@ -215,3 +212,10 @@ def sharded_readiness() -> tuple[bool, dict[str, Any]]:
     return ready, {"status": "ready" if ready else ("unavailable" if any(s["status"] == "unavailable"
                                                                          for s in per_shard) else "stale"),
                    "max_staleness_seconds": limit, "stale_seconds": worst, "shards": per_shard}
+
+
+def matcher_readiness() -> tuple[bool, dict[str, Any]]:
+    """What ``/readyz`` reports: every shard's readiness when sharded, else this process's matcher's."""
+    if shard_count() > 1:
+        return sharded_readiness()
+    return local_readiness()

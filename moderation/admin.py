@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 
 from moderation.models import Appeal, StatementOfReasons, WebhookDelivery
+from moderation.services.webhooks import delivery_replay
 
 
 @admin.register(WebhookDelivery)
@@ -19,8 +20,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg,unused-ig
 
     @admin.action(description="Replay the selected dead letters")
     def replay(self, request: Any, queryset: Any) -> None:
-        from moderation.platforms.webhook import delivery_replay
-
         results = [delivery_replay(delivery_id=d.pk) for d in queryset.filter(status=WebhookDelivery.Status.DEAD)]
         delivered = sum(1 for d in results if d.status == WebhookDelivery.Status.DELIVERED)
         self.message_user(request, f"Replayed {len(results)}; {delivered} delivered.",

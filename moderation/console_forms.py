@@ -6,7 +6,7 @@ from django import forms
 
 from moderation.models import ConsolePreference, Decision, MessageTemplate, Report, ReviewTask
 from moderation.models.console import MAX_BLUR_PX
-from moderation.selectors import DEADLINE_BANDS, QUEUE_REASON_CODES, QueueFilters
+from moderation.selectors.queue import DEADLINE_BANDS, QUEUE_REASON_CODES, QueueFilters
 
 _ANY = [("", "any")]
 

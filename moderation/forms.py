@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from moderation.models import Decision, Report
+from moderation.models import Report
 
 
 class ReportForm(forms.Form):
@@ -44,9 +44,3 @@ class ReportForm(forms.Form):
 class StatusLookupForm(forms.Form):
     case_number = forms.CharField(label=_("Case number"), max_length=30)
     pin = forms.CharField(label=_("PIN"), max_length=30, widget=forms.PasswordInput(render_value=False))
-
-
-class DecideForm(forms.Form):
-    decision = forms.ChoiceField(choices=Decision.Outcome.choices)
-    reason = forms.ChoiceField(choices=Decision.Reason.choices)
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -324,7 +324,7 @@ TAKEDOWN_MATCH_GAP_TIMEOUT_SECONDS = env_int("TAKEDOWN_MATCH_GAP_TIMEOUT_SECONDS
 TAKEDOWN_MATCH_SHARDS = env_int("TAKEDOWN_MATCH_SHARDS", 1, minimum=1)
 TAKEDOWN_MATCH_SHARD_TIMEOUT_SECONDS = env_int("TAKEDOWN_MATCH_SHARD_TIMEOUT_SECONDS", 10, minimum=1)
 # Called on commit with the ids of entries that became active: starts the retroactive sweep.
-TAKEDOWN_BANK_ENTRIES_ADDED_HOOK = "moderation.tasks.enqueue_retroactive_sweep"
+TAKEDOWN_BANK_ENTRIES_ADDED_HOOK = "moderation.jobs.retroactive_sweep_enqueue"
 # Existing media hashes checked per sweep batch (one query and one index search each); a task runs
 # this many batches before it re-enqueues itself, so no task nears the Celery time limit.
 TAKEDOWN_SWEEP_BATCH_ROWS = env_int("TAKEDOWN_SWEEP_BATCH_ROWS", 5000, minimum=1)
@@ -384,7 +384,7 @@ TAKEDOWN_EXCHANGE_MAX_BATCH_ROWS = env_int("TAKEDOWN_EXCHANGE_MAX_BATCH_ROWS", 1
 # Seconds the sync client waits for a remote's answer.
 TAKEDOWN_EXCHANGE_TIMEOUT_SECONDS = env_int("TAKEDOWN_EXCHANGE_TIMEOUT_SECONDS", 30, minimum=1)
 TAKEDOWN_EXCHANGE_SYNC_SECONDS = env_int("TAKEDOWN_EXCHANGE_SYNC_SECONDS", 300, minimum=10)
-# --- StopNCII.org partner API (exchange/stopncii.py; docs/exchange.md "StopNCII and ThreatExchange") ---
+# --- StopNCII.org partner API (exchange/stopncii/; docs/exchange.md "StopNCII and ThreatExchange") ---
 TAKEDOWN_STOPNCII_BASE_URL = env_str("TAKEDOWN_STOPNCII_BASE_URL", "https://api.stopncii.org/v1") or ""
 # Keys StopNCII issues to a partner: one API-gateway subscription key and one function key per endpoint.
 TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY = env_str("TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY", "") or ""

@@ -1,17 +1,34 @@
-"""Celery tasks: each takes ids, calls one service and owns its retries. All are idempotent."""
+"""Celery tasks: each takes ids, calls one service and owns its retries. All are idempotent.
+
+Tasks are entry points: they import services, never the other way round. Work is put on the broker only
+through ``moderation/jobs.py``, which names these tasks; keep a task's name when moving it.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery import Task, chain, shared_task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 
+from moderation import jobs
 from moderation.platforms import PlatformError
-from moderation.services import enforcement, pipeline, sweep, triage
+from moderation.services import (
+    deadlines,
+    decisions,
+    dsa,
+    enforcement,
+    intake,
+    outbox,
+    pipeline,
+    retention,
+    scan,
+    sweep,
+    triage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +46,10 @@ def retrying_task(name: str, **extra: Any) -> Any:
 @retrying_task("moderation.tasks.process_report")
 def process_report(report_id: int) -> list[int]:
     """Queue the receipt (once), fetch the report's items, then process each media item."""
-    from moderation.services.intake import receipt_queue
-
-    receipt_queue(report_id)
+    intake.receipt_queue(report_id)
     media_ids = pipeline.report_resolve(report_id)
     for media_id in media_ids:
-        process_media.delay(media_id)
+        jobs.media_process(media_id)
     if not media_ids:
         triage.report_triage(report_id)  # nothing to hash: still place the case in the queue
     return media_ids
@@ -55,7 +70,7 @@ def process_media(media_id: int) -> None:
         pipeline.media_out_of_time(media_id, seconds=settings.TAKEDOWN_MEDIA_TASK_SOFT_TIME_LIMIT)
     except MemoryError:
         pipeline.media_out_of_memory(media_id, megabytes=settings.TAKEDOWN_TASK_MEMORY_MB)
-    chain(score_media.si(media_id), triage_media.si(media_id)).apply_async()
+    jobs.media_score_then_triage(media_id)
 
 
 @retrying_task("moderation.tasks.score_media", **MEDIA_TIME_LIMITS)  # routed to the "detection" queue
@@ -89,50 +104,31 @@ def carry_out_action(action_id: int) -> None:
 @retrying_task("moderation.tasks.decision_followup")
 def decision_followup(decision_id: int) -> None:
     """Copy sweep, statements of reasons and notices after a decision (each step idempotent)."""
-    from moderation.services.notices import decision_followup as followup
-
-    followup(decision_id=decision_id)
+    decisions.decision_followup(decision_id=decision_id)
 
 
 @retrying_task("moderation.tasks.deadlines_check")
 def deadlines_check() -> None:
-    from moderation.services.deadlines import deadlines_check as check
-
-    check()
+    deadlines.deadlines_check()
 
 
 @retrying_task("moderation.tasks.dsa_submit")
 def dsa_submit() -> None:
-    from moderation.services.dsa import statements_submit
-
-    statements_submit()
+    dsa.statements_submit()
 
 
 @retrying_task("moderation.tasks.media_purge")
 def media_purge() -> None:
-    from moderation.services.retention import media_purge as purge
-
-    purge()
-
-
-# Entry ids per sweep task: each task streams every stored media hash past these entries.
-SWEEP_ENTRIES_PER_TASK = 10_000
-
-
-def enqueue_retroactive_sweep(entry_ids: list[int]) -> None:
-    """Called on commit when bank entries become active (``TAKEDOWN_BANK_ENTRIES_ADDED_HOOK``)."""
-    for start in range(0, len(entry_ids), SWEEP_ENTRIES_PER_TASK):
-        retroactive_sweep.delay(list(entry_ids[start:start + SWEEP_ENTRIES_PER_TASK]))
+    retention.media_purge()
 
 
 @retrying_task("moderation.tasks.retroactive_sweep")
 def retroactive_sweep(entry_ids: list[int], after_id: int = 0) -> None:
     """Match stored media against new bank entries, a bounded number of batches per run, then go on."""
     progress = sweep.sweep_bank_entries(entry_ids=entry_ids, after_id=after_id)
-    for media_id in sorted(progress.matched_media):
-        triage_media.delay(media_id)
+    jobs.media_triage(sorted(progress.matched_media))
     if progress.next_after is not None:
-        retroactive_sweep.delay(entry_ids, progress.next_after)
+        jobs.retroactive_sweep(entry_ids, progress.next_after)
 
 
 # --- Faults (issue 9): reports saved while the broker was down are sent again by this beat task.
@@ -140,24 +136,18 @@ def retroactive_sweep(entry_ids: list[int], after_id: int = 0) -> None:
 @retrying_task("moderation.tasks.send_receipt")
 def send_receipt(report_id: int) -> None:
     """The "we received your report" email, off the request path (smtplib errors are OSErrors: retried)."""
-    from moderation.services.intake import _send_receipt
-
-    _send_receipt(report_id)
+    intake.receipt_send(report_id)
 
 
 @retrying_task("moderation.tasks.outbox_sweep")
 def outbox_sweep() -> int:
-    from moderation.services.outbox import outbox_sweep as sweep_unfinished
-
-    return len(sweep_unfinished())
+    return len(outbox.outbox_sweep())
 
 
 # --- Scan API (issue 9): detection runs here, off the request; the request hashed and matched already.
 
 @retrying_task("moderation.tasks.score_scan", **MEDIA_TIME_LIMITS)  # routed to the "detection" queue
 def score_scan(ticket_id: int) -> None:
-    from moderation.services import scan
-
     try:
         scan.scan_score(ticket_id)
     except SoftTimeLimitExceeded:  # the verdict of the hashes stands; the bytes are deleted
@@ -169,17 +159,4 @@ def score_scan(ticket_id: int) -> None:
 
 @retrying_task("moderation.tasks.scan_sweep")
 def scan_sweep() -> None:
-    from moderation.services.scan import scan_sweep as sweep_scans
-
-    sweep_scans()
-
-
-# --- Matcher shards (issue 4): with TAKEDOWN_MATCH_SHARDS > 1, shard k's workers consume
-# matching.shard-<k> (hashing.shards). No retries: the caller waits a bounded time, then gives up.
-
-@shared_task(name="hashing.match_shard", ignore_result=True, acks_late=False)
-def match_shard(reply_to: str, shard: int, shards: int, request: dict[str, Any]) -> None:
-    """Answer a search or status request for this worker's shard of the match index."""
-    from hashing.shards import shard_serve
-
-    shard_serve(reply_to, shard, shards, request)
+    scan.scan_sweep()

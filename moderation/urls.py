@@ -4,7 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from hashing.matcher import matcher_readiness
+from hashing.shards import matcher_readiness
 from moderation.views import appeals, audit, console, demo, victim
 
 

@@ -142,8 +142,6 @@ def cross_validate(
     progress: Any = None,  # a text stream for the progress bar (None: no bar)
 ) -> dict[str, Any]:
     """Group-wise cross-validation on a labelled folder: a fresh model per fold, out-of-fold scores pooled."""
-    from detection.learned.registry import LoadedModel as Loaded
-
     items, images = load_folder(directory, common_side)
     probs = np.full(len(items), np.nan)
     folds = group_folds(items)
@@ -155,7 +153,7 @@ def cross_validate(
         ai = [images[i] for i in train_index if items[i].label == 1] if train_on_ai else []
         fold_config = replace(config, short_sides=(min(config.short_sides[0], common_side), common_side))
         result = train(photos, fold_config, ai, progress)
-        model = Loaded(f"cv-fold-{number}", result.net, result.calibration, result.threshold, result.card)
+        model = LoadedModel(f"cv-fold-{number}", result.net, result.calibration, result.threshold, result.card)
         probs[test_index] = probabilities(model, [images[i] for i in test_index])
         fold_reports.append(
             {

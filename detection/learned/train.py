@@ -13,6 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from detection.learned import data
+from detection.learned.metrics import summary
 from detection.learned.network import ArtefactNet, Calibration, fit_calibration, image_mean_logits, select_patches
 from detection.learned.processes import TRAIN_PROCESSES
 
@@ -157,8 +158,6 @@ def train(
     mean_logits = np.array([logit for logit, _ in usable], dtype=np.float64)
     labels = np.array([label for _, label in usable])
     calibration = fit_calibration(mean_logits, labels)
-    from detection.learned.metrics import summary
-
     probabilities = np.array([calibration.probability(logit) for logit in mean_logits])
     validation = summary(labels, probabilities, 0.5, seed=config.seed)
     card = {

@@ -62,7 +62,7 @@ NO_MANIFEST = "No C2PA Content Credentials in the file (most files have none, so
 
 @functools.cache
 def _context(extra_anchors_path: str) -> Any:
-    import c2pa
+    import c2pa  # lazy, as in _read: the native SDK is loaded only once a file carries C2PA markers
 
     anchors = TRUST_LIST.read_text(encoding="utf-8")
     if extra_anchors_path:
@@ -101,7 +101,7 @@ def c2pa_signal(data: bytes, image: Image.Image | None = None) -> Signal:
 
 
 def _read(data: bytes, mime: str) -> Signal:
-    import c2pa
+    import c2pa  # lazy: the native SDK is heavy, and most files carry no manifest (c2pa_signal checks first)
 
     with c2pa.Reader(mime, io.BytesIO(data), context=_context(os.environ.get(TRUST_ENV, ""))) as reader:
         manifest = reader.get_active_manifest() or {}

@@ -8,14 +8,12 @@ outweighs signed or declared provenance (see `detection.scoring`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image
 
 from detection.learned.network import MAX_PATCHES, PATCH, grey, image_mean_logits, select_patches
-from detection.learned.registry import LoadedModel, WeightsError, default_model, load
+from detection.learned.registry import LoadedModel, WeightsError, default_model
 from detection.signals.base import NEUTRAL, Signal, open_untrusted
 
 NAME = "model"
@@ -108,8 +106,3 @@ def signal_from_patches(patches: np.ndarray, loaded: LoadedModel, mean_logit: fl
             "max_patches": MAX_PATCHES,
         },
     )
-
-
-def load_model(path: Path) -> LoadedModel:
-    """Load another version (shadow scoring, evaluation)."""
-    return load(path)

@@ -13,8 +13,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from hashing.errors import MediaError
 from hashing.shards import ShardUnavailable
+from moderation.services.claims import InvalidDecision, ReviewError
 from moderation.services.intake import IntakeError
-from moderation.services.review import InvalidDecision, ReviewError
 
 
 def _messages(value: Any, prefix: str = "") -> list[str]:

@@ -8,21 +8,25 @@ from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated, Throttled
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from moderation import selectors
 from moderation.api import serializers as s
 from moderation.api.auth import ApiKeyAuthentication, FlaggerKeyAuthentication, HasFlaggerKey, HasPlatformKey
 from moderation.api.parsers import JSONParser
 from moderation.models import ApiKey, Report, ReviewTask
+from moderation.roles import PERM_VIEW_QUEUE, require
+from moderation.security.client import client_address
 from moderation.security.ratelimit import ScopedRateThrottle
-from moderation.services import review
+from moderation.selectors import queue as queue_selectors
+from moderation.selectors import reporter as reporter_selectors
+from moderation.services import claims, decisions
 from moderation.services.intake import IntakeError, Notice, Upload, flagger_notice_submit, report_submit
+from moderation.services.lockout import LookupLocked, report_lookup_limited
 from moderation.services.scan import scan_as_dict, scan_submit, scan_ticket_for_key
 
 
@@ -99,7 +103,7 @@ class NoticeStatusView(APIView):
         report = Report.objects.filter(flagger_key=key, flagger_reference=reference).first() if key else None
         if report is None:
             raise Http404("This key filed no notice with this reference.")
-        return Response(s.ReportStatus(selectors.report_public_status(report)).data)
+        return Response(s.ReportStatus(reporter_selectors.report_public_status(report)).data)
 
 
 class ReportStatusView(APIView):
@@ -113,10 +117,6 @@ class ReportStatusView(APIView):
     @extend_schema(parameters=[OpenApiParameter("X-Case-Pin", str, OpenApiParameter.HEADER, required=True)],
                    responses={200: s.ReportStatus}, auth=[])
     def get(self, request: Request, case_number: str) -> Response:
-        from rest_framework.exceptions import Throttled
-
-        from moderation.services.lockout import LookupLocked, client_address, report_lookup_limited
-
         try:  # failed PINs are counted per case and per client, then locked out (services/lockout.py)
             report = report_lookup_limited(case_number=case_number, pin=request.headers.get("X-Case-Pin", ""),
                                            client=client_address(request.META))
@@ -124,7 +124,7 @@ class ReportStatusView(APIView):
             raise Throttled(wait=exc.retry_after, detail=str(exc)) from exc
         if report is None:
             raise Http404("No case matches this case number and PIN.")
-        return Response(s.ReportStatus(selectors.report_public_status(report)).data)
+        return Response(s.ReportStatus(reporter_selectors.report_public_status(report)).data)
 
 
 class ScanView(APIView):
@@ -173,13 +173,11 @@ class QueueView(generics.ListAPIView):
     serializer_class = s.TaskOutput
 
     def get_queryset(self) -> Any:
-        from moderation.roles import PERM_VIEW_QUEUE, require
-
         require(self.request.user, PERM_VIEW_QUEUE, "see the review queue")
         state = self.request.query_params.get("state")
         if state and state not in ReviewTask.State.values:
             raise IntakeError({"state": [f"Use one of {', '.join(ReviewTask.State.values)}."]})
-        return selectors.queue_tasks(state=state)
+        return queue_selectors.queue_tasks(state=state)
 
 
 class ClaimView(APIView):
@@ -189,7 +187,7 @@ class ClaimView(APIView):
     def post(self, request: Request, task_id: int) -> Response:
         if not ReviewTask.objects.filter(pk=task_id).exists():
             raise Http404("No such case.")
-        task = review.task_claim(task_id=task_id, user=request.user)
+        task = claims.task_claim(task_id=task_id, user=request.user)
         return Response(s.TaskOutput(task).data)
 
 
@@ -203,7 +201,7 @@ class DecideView(APIView):
         data = s.DecideInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        result = review.decision_make(task_id=task_id, user=request.user, outcome=v["decision"],
+        result = decisions.decision_make(task_id=task_id, user=request.user, outcome=v["decision"],
                                       reason=v["reason"], note=v["note"])
         result.decision.report.refresh_from_db()
         return Response(s.DecisionOutput({

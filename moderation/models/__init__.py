@@ -1,3 +1,4 @@
+from moderation.models.access import ApiKey, Partner
 from moderation.models.audit import AuditChainHead, AuditEvent
 from moderation.models.console import (
     CaseNote,
@@ -8,7 +9,7 @@ from moderation.models.console import (
     ProposedDecision,
 )
 from moderation.models.media import DetectionResult, Match, Media, MediaHash, VideoFrameHash, VideoMatch
-from moderation.models.platform import ApiKey, DemoContentItem, Partner
+from moderation.models.platform import DemoContentItem
 from moderation.models.reports import Report, ReportedItem
 from moderation.models.review import Action, Appeal, Decision, ReviewTask, StatementOfReasons, WebhookDelivery
 from moderation.models.scan import ScanTicket

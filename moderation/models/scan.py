@@ -7,7 +7,7 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
-from moderation.models.platform import ApiKey
+from moderation.models.access import ApiKey
 
 
 def new_scan_id() -> str:

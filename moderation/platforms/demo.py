@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation.models import DemoContentItem
-from moderation.platforms import ContentNotFound
+from moderation.platforms.base import ContentNotFound
 
 LOCATION_RE = re.compile(r"^demo://content/(\d{1,9})/?$")
 

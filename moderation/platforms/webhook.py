@@ -11,7 +11,7 @@ Each request carries:
 A delivery is tried ``TAKEDOWN_WEBHOOK_ATTEMPTS`` times with exponential backoff; a 2xx answer delivers
 it, a 404/410 means the content is gone (``ContentNotFound``), other 4xx answers and every failure after
 the last attempt make it a dead letter (``WebhookDelivery`` status ``dead``), which admins see in the
-admin site and replay (:func:`delivery_replay`, ``manage.py webhook_deliveries --replay``).
+admin site and replay (``services/webhooks.py``, ``manage.py webhook_deliveries --replay``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation.audit import SYSTEM, audit_record
-from moderation.models import WebhookDelivery
-from moderation.platforms import ContentNotFound, PlatformError
+from moderation.models import Action, WebhookDelivery
+from moderation.platforms.base import ContentNotFound, PlatformError
 
 SIGNATURE_HEADER = "X-Takedown-Signature"
 TIMESTAMP_HEADER = "X-Takedown-Timestamp"
@@ -100,8 +100,6 @@ class WebhookEnforcer:
 
 
 def _action_id(idempotency_key: str) -> int | None:
-    from moderation.models import Action
-
     return Action.objects.filter(idempotency_key=idempotency_key).values_list("pk", flat=True).first()
 
 
@@ -149,27 +147,3 @@ def _mark(delivery: WebhookDelivery, status: str, error: str) -> None:
         delivery.status = status
         audit_record(actor=SYSTEM, action=f"webhook.{status}", object_type="webhook", object_id=delivery.pk,
                      data={"event": delivery.event, "attempts": delivery.attempts, "error": error[:200]})
-
-
-def dead_letters() -> list[WebhookDelivery]:
-    return list(WebhookDelivery.objects.filter(status=WebhookDelivery.Status.DEAD).order_by("id"))
-
-
-def delivery_replay(*, delivery_id: int) -> WebhookDelivery:
-    """Send a dead letter again. When it carried an action, the action is carried out again through its task."""
-    delivery = WebhookDelivery.objects.get(pk=delivery_id)
-    if delivery.status == WebhookDelivery.Status.DELIVERED:
-        return delivery
-    audit_record(actor=SYSTEM, action="webhook.replayed", object_type="webhook", object_id=delivery.pk,
-                 data={"event": delivery.event})
-    if delivery.action_id is not None:
-        from moderation.services.enforcement import action_retry
-
-        action_retry(action_id=delivery.action_id)
-    else:
-        try:
-            delivery_send(delivery, enforcer=WebhookEnforcer.from_settings())
-        except (PlatformError, ContentNotFound):
-            pass  # the outcome is recorded on the delivery
-    delivery.refresh_from_db()
-    return delivery

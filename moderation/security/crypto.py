@@ -58,17 +58,8 @@ def parse_media_keys(raw: list[str]) -> list[MediaKey]:
     return keys
 
 
-def new_media_key_entry(key_id: str) -> str:
-    """A fresh ``id:base64`` entry for ``TAKEDOWN_MEDIA_KEYS``."""
-    return f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}"
-
-
 def _keys() -> list[MediaKey]:
     return parse_media_keys(list(getattr(settings, "TAKEDOWN_MEDIA_KEYS", [])))
-
-
-def encryption_enabled() -> bool:
-    return bool(_keys())
 
 
 def current_key_id() -> str | None:

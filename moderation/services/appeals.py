@@ -19,22 +19,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from moderation import jobs
 from moderation.audit import actor_for_user, audit_record
 from moderation.models import Action, Appeal, Decision, Report, ReportedItem, StatementOfReasons
 from moderation.platforms import get_enforcer
 from moderation.roles import ADMIN, SENIOR
+from moderation.services.banking import confirmed_hashes_bank, hashes_withdraw
+from moderation.services.decisions import TAKEDOWN_REASONS
+from moderation.services.enforcement import removals_create
 from moderation.services.notices import notice_send, redress_options
 from moderation.signals import decision_carried_out, decision_reversed
 
-APPEAL_SALT = "takedown.appeal"
 MAX_STATEMENT_CHARS = 5000
 
 
@@ -44,22 +45,6 @@ class AppealError(Exception):
     def __init__(self, message: str, field: str | None = None):
         self.field = field
         super().__init__(message)
-
-
-def appeal_token(statement: StatementOfReasons) -> str:
-    return signing.dumps({"s": statement.pk}, salt=APPEAL_SALT)
-
-
-def appeal_url(statement: StatementOfReasons) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("appeal-new", args=[appeal_token(statement)])
-
-
-def statement_from_token(token: str) -> StatementOfReasons | None:
-    try:
-        data = signing.loads(token, salt=APPEAL_SALT)
-    except signing.BadSignature:
-        return None
-    return StatementOfReasons.objects.select_related("decision", "item").filter(pk=data.get("s")).first()
 
 
 def appeal_deadline(decision: Decision) -> datetime:
@@ -204,9 +189,7 @@ def appeal_decide(*, appeal_id: int, user: Any, reverse_decision: bool, note: st
         reporter = {"case_number": report.case_number, "note": appeal.outcome_note, **redress_options()}
 
         def after() -> None:
-            from moderation.services.enforcement import _enqueue
-
-            _enqueue(action_ids)
+            jobs.actions_carry_out(action_ids)
             notice_send(kind="appeal_decided", to=[appeal.appellant_email], context=answer,
                         object_type="appeal", object_id=appeal.pk)
             if reverse_decision:
@@ -222,8 +205,6 @@ def _reporter_appeal_decide(appeal: Appeal, *, user: Any, reverse_decision: bool
     """Inside ``appeal_decide``'s transaction, the appeal row locked. A reversal is a new takedown decision
     by the senior, carried out as any takedown: removal actions through the Enforcer, the removed media's
     hashes in the confirmed bank, then (after commit) the copy sweep and the uploader's statement of reasons."""
-    from moderation.services.review import TAKEDOWN_REASONS, _bank_confirmed_hashes, _enqueue_actions
-
     if reverse_decision and reason not in TAKEDOWN_REASONS:
         raise AppealError(_("Choose the reason for removing the content."), "takedown_reason")
     actor = actor_for_user(user)
@@ -242,12 +223,9 @@ def _reporter_appeal_decide(appeal: Appeal, *, user: Any, reverse_decision: bool
         decision = Decision.objects.create(task_id=appeal.decision.task_id, report=report,
                                            outcome=Decision.Outcome.TAKEDOWN, reason=reason, note=note,
                                            decided_by=user)
-        enforcer = get_enforcer()
-        for item in report.items.exclude(location="").exclude(state=ReportedItem.State.REMOVED):
-            action_ids.append(Action.objects.create(
-                decision=decision, item=item, kind=Action.Kind.REMOVE, enforcer=enforcer.name,
-                idempotency_key=f"decision-{decision.pk}-item-{item.pk}-remove").pk)
-        _bank_confirmed_hashes(report, actor)
+        items = report.items.exclude(location="").exclude(state=ReportedItem.State.REMOVED)
+        action_ids = [action.pk for action in removals_create(decision=decision, items=items)]
+        confirmed_hashes_bank(report=report, actor=actor)
         report.status = Report.Status.ACTIONING if action_ids else Report.Status.REMOVED
         report.closed_at = None if action_ids else now
         report.save(update_fields=["status", "closed_at", "updated_at"])
@@ -267,11 +245,9 @@ def _reporter_appeal_decide(appeal: Appeal, *, user: Any, reverse_decision: bool
     decision_id = decision.pk if decision else None
 
     def after() -> None:
-        from moderation.services.notices import decision_followup_enqueue
-
-        _enqueue_actions(action_ids)
+        jobs.actions_carry_out(action_ids)
         if decision_id is not None:
-            decision_followup_enqueue(decision_id)  # copy sweep, statements of reasons, the uploader's notice
+            jobs.decision_followup(decision_id)  # copy sweep, statements of reasons, the uploader's notice
         notice_send(kind="appeal_decided", to=[appeal.appellant_email], context=answer,
                     object_type="appeal", object_id=appeal.pk)
 
@@ -292,30 +268,6 @@ def _restore_actions(appeal: Appeal) -> list[int]:
                       "enforcer": enforcer.name})
         ids.append(action.pk)
     return ids
-
-
-def hashes_withdraw(*, case_number: str, actor: str, why: str) -> int:
-    """Withdraw every bank entry that came from this case, in every bank (local, victim-submitted and the
-    outbound banks partners pull), so it stops matching everywhere. Returns how many changed."""
-    from hashing.banks import bank_withdraw_entries
-    from hashing.models import Bank, BankEntry
-    from hashing.video_banks import bank_withdraw_videos_by_source
-
-    source = f"case:{case_number}"
-    with transaction.atomic():
-        rows = list(BankEntry.objects.select_for_update().filter(source=source, status=BankEntry.Status.ACTIVE)
-                    .order_by("pk").values_list("pk", "bank_id", "algorithm", "value"))
-        ids = [row[0] for row in rows]
-        count = 0
-        # Through the banks' own service, bank by bank: it records each change for matchers and feeds.
-        for bank in Bank.objects.filter(pk__in={row[1] for row in rows}).order_by("pk"):
-            count += bank_withdraw_entries(bank=bank, hashes=[(a, v) for _pk, b, a, v in rows if b == bank.pk])
-        BankEntry.objects.filter(pk__in=ids).update(updated_at=timezone.now())  # feeds list changes by time
-        videos = bank_withdraw_videos_by_source(source=source)
-        if count or videos:
-            audit_record(actor=actor, action="bank.entries_withdrawn", object_type="case", object_id=case_number,
-                         data={"entries": ids, "videos": videos, "why": why})
-    return count + len(videos)
 
 
 def open_appeals() -> list[Appeal]:

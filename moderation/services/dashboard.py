@@ -12,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from moderation.models import Decision, ReviewTask
-from moderation.selectors import DEADLINE_BANDS
+from moderation.selectors.queue import DEADLINE_BANDS
 
 # How far back "recent" decisions reach for the median and breach figures: a month shows a trend
 # without one unusual day dominating it.

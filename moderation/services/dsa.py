@@ -16,7 +16,9 @@ from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from moderation.audit import SYSTEM, audit_record
@@ -56,6 +58,10 @@ SOURCE_TYPE_FOR = {
     Report.Source.TRUSTED_FLAGGER: "SOURCE_TRUSTED_FLAGGER",
     Report.Source.ESAFETY: "SOURCE_TYPE_OTHER_NOTIFICATION",
 }
+
+
+# Signs the appeal link each statement of reasons carries (Art. 17(3)(f)): the link names the statement.
+APPEAL_SALT = "takedown.appeal"
 
 
 class StatementInvalid(ValueError):
@@ -228,3 +234,21 @@ def statements_submit(*, endpoint: str | None = None, token: str | None = None,
         result.failed += len(ids)
         result.errors.append(error)
     return result
+
+
+# --- The appeal link in a statement of reasons: the uploader's way to an internal complaint (Art. 20) ---
+
+def appeal_token(statement: StatementOfReasons) -> str:
+    return signing.dumps({"s": statement.pk}, salt=APPEAL_SALT)
+
+
+def appeal_url(statement: StatementOfReasons) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("appeal-new", args=[appeal_token(statement)])
+
+
+def statement_from_token(token: str) -> StatementOfReasons | None:
+    try:
+        data = signing.loads(token, salt=APPEAL_SALT)
+    except signing.BadSignature:
+        return None
+    return StatementOfReasons.objects.select_related("decision", "item").filter(pk=data.get("s")).first()

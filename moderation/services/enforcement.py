@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.utils import timezone
 
+from moderation import jobs
 from moderation.audit import SYSTEM, audit_record
-from moderation.models import Action, MediaHash, Report, ReportedItem
+from moderation.models import Action, Decision, MediaHash, Report, ReportedItem
 from moderation.platforms import ContentNotFound, get_enforcer
+from moderation.services.dsa import statement_ensure
 
 # PDQ distance within which stored media counts as a copy ("the same, or substantially the same",
 # OSA s.10(3A)); 31 is Meta's recommended PDQ match threshold, as hashing.algorithms uses.
@@ -28,8 +32,6 @@ def action_carry_out(action_id: int) -> Action:
             enforcer.restore(location=action.item.location, reason="decision reversed on appeal",
                              idempotency_key=action.idempotency_key)
         else:
-            from moderation.services.dsa import statement_ensure
-
             statement = statement_ensure(decision=action.decision, item=action.item).payload
             enforcer.remove(location=action.item.location, reason=action.decision.get_reason_display(),
                             idempotency_key=action.idempotency_key, statement=statement)
@@ -80,14 +82,16 @@ def action_retry(*, action_id: int) -> None:
             status=Action.Status.PENDING, last_error="")
         if updated:
             audit_record(actor=SYSTEM, action="action.retried", object_type="action", object_id=action_id)
-            transaction.on_commit(lambda: _enqueue([action_id]))
+            transaction.on_commit(lambda: jobs.actions_carry_out([action_id]))
 
 
-def _enqueue(action_ids: list[int]) -> None:
-    from moderation.tasks import carry_out_action
-
-    for action_id in action_ids:
-        carry_out_action.delay(action_id)
+def removals_create(*, decision: Decision, items: Iterable[ReportedItem]) -> list[Action]:
+    """One removal action per item under a takedown decision, keyed so the platform sees a retry as the same
+    request. Call inside the deciding transaction; the actions run once it commits (``jobs.actions_carry_out``)."""
+    enforcer = get_enforcer()
+    return [Action.objects.create(decision=decision, item=item, kind=Action.Kind.REMOVE, enforcer=enforcer.name,
+                                  idempotency_key=f"decision-{decision.pk}-item-{item.pk}-remove")
+            for item in items]
 
 
 def copies_find(*, report: Report) -> list[ReportedItem]:
@@ -123,8 +127,6 @@ def copies_sweep(*, decision_id: int) -> list[Action]:
 
     Each copy gets a removal action under the same decision; running the sweep twice adds nothing.
     """
-    from moderation.models import Decision
-
     decision = Decision.objects.select_related("report").get(pk=decision_id)
     if decision.outcome != Decision.Outcome.TAKEDOWN:
         return []
@@ -146,5 +148,5 @@ def copies_sweep(*, decision_id: int) -> list[Action]:
             audit_record(actor=SYSTEM, action="copies.swept", object_type="report", object_id=decision.report_id,
                          data={"decision": decision.pk, "copies": [a.item_id for a in created]})
             ids = [a.pk for a in created]
-            transaction.on_commit(lambda: _enqueue(ids))
+            transaction.on_commit(lambda: jobs.actions_carry_out(ids))
     return created

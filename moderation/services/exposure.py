@@ -15,7 +15,7 @@ from moderation.audit import actor_for_user, audit_record
 from moderation.models import ConsolePreference, Media, MediaExposure, ReviewTask
 from moderation.models.console import MAX_BLUR_PX
 from moderation.roles import PERM_VIEW_MEDIA, PERM_VIEW_QUEUE, PERM_VIEW_TEAM_EXPOSURE, require
-from moderation.selectors import withheld_media_ids
+from moderation.selectors.case import withheld_media_ids
 
 
 class ExposureCapReached(Exception):

@@ -18,10 +18,13 @@ from django.utils.translation import gettext_noop
 from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.errors import MediaError
 from hashing.models import Bank
+from moderation import jobs
 from moderation.audit import SYSTEM, audit_batch, audit_record
-from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, ReportedItem
+from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, ReportedItem, ReviewTask
 from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from moderation.services.api_keys import FLAGGER_SOURCES
+from moderation.services.banking import hashes_withdraw
+from moderation.services.claims import task_reopen
 from moderation.services.deadlines import deadline_for
 from moderation.services.enforcement import COPY_PDQ_DISTANCE
 from moderation.services.media import MediaInfo, media_store, media_validate
@@ -285,7 +288,9 @@ def report_complete(*, report: Report, reporter_name: str = "", relationship: st
         report.save()
         audit_record(actor="reporter", action="report.completed", object_type="report", object_id=report.pk,
                      data={"deadline_at": report.deadline_at.isoformat()})
-        task_ensure(report)
+        task = task_ensure(report)
+        if task.state == ReviewTask.State.DECIDED:  # a moderator asked for this information: back to the queue
+            task_reopen(task_id=task.pk, actor="reporter", reason="the reporter sent the information asked for")
         report_id = report.pk
         transaction.on_commit(lambda: _enqueue(report_id))
     return report
@@ -301,9 +306,6 @@ def report_withdraw(*, report: Report, now: datetime | None = None) -> int:
 
     Content already removed stays removed (the platform's own rules apply). Returns the hashes withdrawn.
     """
-    from moderation.models import ReviewTask
-    from moderation.services.appeals import hashes_withdraw
-
     now = now or timezone.now()
     with transaction.atomic():
         report = Report.objects.select_for_update().get(pk=report.pk)
@@ -357,7 +359,8 @@ def client_hashes_add(*, report: Report, hashes: list[str]) -> list[ReportedItem
     return found
 
 
-def _send_receipt(report_id: int) -> None:
+def receipt_send(report_id: int) -> None:
+    """Send the "we received your report" email now (the task ``send_receipt`` calls this)."""
     report = Report.objects.get(pk=report_id)
     notice_send(kind="report_received", to=[report.reporter_email], object_type="report", object_id=report.pk,
                 context={"case_number": report.case_number, "deadline_at": report.deadline_at})
@@ -403,13 +406,10 @@ def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hou
 def _enqueue_receipt(report_id: int) -> None:
     """The receipt email goes out from a worker (retried there if the mail server is down), off the person's
     request. With the broker down it is sent here instead; a failure then is logged, never a 500."""
-    from moderation.services.outbox import enqueue_or_defer
-    from moderation.tasks import send_receipt
-
-    if enqueue_or_defer(lambda: send_receipt.delay(report_id), what="receipt", object_id=report_id):
+    if jobs.receipt_send(report_id):
         return
     try:
-        _send_receipt(report_id)
+        receipt_send(report_id)
     except Exception as exc:  # a mail server that is down too; the case page still shows the case
         logger.warning("receipt for report %s not sent (%s)", report_id, type(exc).__name__)
 
@@ -418,14 +418,11 @@ def _enqueue(report_id: int) -> None:
     """Send the report to the broker. If the broker is down the report stays saved and unprocessed, and
     the outbox sweeper (services/outbox.py) sends it once the broker is back: never a 500 for a saved report.
     The receipt is then sent from here, since processing, which would queue it, has to wait."""
-    from moderation.services.outbox import enqueue_or_defer
-    from moderation.tasks import process_report
-
-    if enqueue_or_defer(lambda: process_report.delay(report_id), what="report", object_id=report_id):
+    if jobs.report_process(report_id):
         return
     if Report.objects.filter(pk=report_id, receipt_queued_at=None).update(receipt_queued_at=timezone.now()):
         try:
-            _send_receipt(report_id)
+            receipt_send(report_id)
         except Exception as exc:  # a mail server that is down too; the case page still shows the case
             logger.warning("receipt for report %s not sent (%s)", report_id, type(exc).__name__)
 
@@ -434,13 +431,11 @@ def receipt_queue(report_id: int) -> None:
     """Queue the report's receipt email, once per report however often its processing is sent (retries,
     the outbox sweeper). ``process_report`` calls it first, so the request that files a report sends one
     message to the broker instead of two."""
-    from moderation.tasks import send_receipt
-
     now = timezone.now()
     if not Report.objects.filter(pk=report_id, receipt_queued_at=None).update(receipt_queued_at=now):
         return
     try:
-        send_receipt.delay(report_id)
+        jobs.send(jobs.SEND_RECEIPT, report_id)
     except BaseException:
         Report.objects.filter(pk=report_id, receipt_queued_at=now).update(receipt_queued_at=None)
         raise

@@ -15,10 +15,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.translation import gettext as _
 
-from moderation import selectors
 from moderation.audit import SYSTEM, audit_record
 from moderation.models import Report
 from moderation.security.secrets import normalise_code
+from moderation.selectors import reporter as reporter_selectors
 
 
 class LookupLocked(Exception):
@@ -51,7 +51,7 @@ def report_lookup_limited(*, case_number: str, pin: str, client: str) -> Report 
     for keys in subjects:
         if cache.get(keys.locked):
             raise LookupLocked(settings.TAKEDOWN_PIN_LOCKOUT_SECONDS)
-    report = selectors.report_lookup(case_number, pin)
+    report = reporter_selectors.report_lookup(case_number, pin)
     if report is not None:
         cache.delete(subjects[0].fails)
         return report

@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
 from django.template import Context, Template
 from django.utils.html import escape
 
+from moderation.audit import actor_for_user, audit_record
 from moderation.models import Decision, MessageTemplate
+from moderation.roles import PERM_MANAGE_SETTINGS, require
 
 R = Decision.Reason
 
@@ -124,11 +127,6 @@ def message_render(*, key: str, context: dict[str, Any]) -> RenderedMessage | No
 def message_template_save(*, user: Any, key: str, audience: str, reason: str, title: str, subject: str, text: str,
                           html: str, rationale: str = "", active: bool = True) -> MessageTemplate:
     """Add or override a template (admins: settings). Raises ``ValueError`` naming the field."""
-    from django.db import transaction
-
-    from moderation.audit import actor_for_user, audit_record
-    from moderation.roles import PERM_MANAGE_SETTINGS, require
-
     require(user, PERM_MANAGE_SETTINGS, "edit message templates")
     if audience not in MessageTemplate.Audience.values:
         raise ValueError(f"audience: use one of {', '.join(MessageTemplate.Audience.values)}.")

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from moderation.audit import SYSTEM, audit_record
+from moderation.models import AuditEvent
+from moderation.services.message_templates import message_render
 
 logger = logging.getLogger(__name__)
 
@@ -56,55 +58,6 @@ def redress_options() -> dict[str, Any]:
     }
 
 
-def decision_followup_enqueue(decision_id: int) -> None:
-    from moderation.tasks import decision_followup
-
-    decision_followup.delay(decision_id)
-
-
-def decision_followup(*, decision_id: int) -> None:
-    """What follows a committed decision, each step idempotent:
-
-    1. a takedown removes copies of the removed media found among stored media (``enforcement.copies_sweep``);
-    2. a statement of reasons per removed item (DSA Art. 17, ``dsa.statements_for_decision``);
-    3. the reporter hears the decision with the redress options (Art. 16(5), 16(6));
-    4. each uploader the platform can name gets the statement of reasons with an appeal link.
-    """
-    from moderation.models import Decision, StatementOfReasons
-    from moderation.platforms import get_enforcer
-    from moderation.services import dsa, enforcement
-    from moderation.services.appeals import appeal_url
-
-    decision = Decision.objects.select_related("report").get(pk=decision_id)
-    report = decision.report
-    takedown = decision.outcome == Decision.Outcome.TAKEDOWN
-    if takedown:
-        # services/sweep.py already records Match rows for stored media when the confirmed hashes join
-        # the bank (TAKEDOWN_BANK_ENTRIES_ADDED_HOOK); this step removes the copies on the platform.
-        enforcement.copies_sweep(decision_id=decision_id)
-    statements = dsa.statements_for_decision(decision_id=decision_id)
-    if decision.outcome not in (Decision.Outcome.TAKEDOWN, Decision.Outcome.NO_VIOLATION):
-        return  # needs-information and child-safety outcomes have their own messages
-    if not _already_sent("decision", decision.pk):
-        notice_send(kind="decision", to=[report.reporter_email], object_type="decision", object_id=decision.pk,
-                    context={"case_number": report.case_number, "takedown": takedown,
-                             "reason": decision.get_reason_display(), "automated": decision.automated,
-                             "message": _chosen_message(decision.reporter_template, report.case_number),
-                             **redress_options()})
-    enforcer = get_enforcer()
-    for statement in statements:
-        if statement.uploader_notified_at is not None:
-            continue
-        contact = enforcer.uploader_contact(statement.item.location)
-        claimed = StatementOfReasons.objects.filter(pk=statement.pk, uploader_notified_at__isnull=True).update(
-            uploader_notified_at=timezone_now())
-        if claimed and contact:
-            context = statement_context(statement, appeal_link=appeal_url(statement))
-            context["message"] = _chosen_message(decision.uploader_template, "")
-            notice_send(kind="statement_of_reasons", to=[contact], object_type="statement", object_id=statement.pk,
-                        context=context)
-
-
 def statement_context(statement: Any, *, appeal_link: str) -> dict[str, Any]:
     """The Art. 17(3) elements (a)-(f) in words, for the uploader's notice."""
     payload = statement.payload
@@ -131,24 +84,15 @@ def statement_context(statement: Any, *, appeal_link: str) -> dict[str, Any]:
     }
 
 
-def _chosen_message(key: str, case_number: str) -> str:
+def chosen_message(key: str, case_number: str) -> str:
     """The text of the message template the moderator chose (services/message_templates.py), if any."""
     if not key:
         return ""
-    from moderation.services.message_templates import message_render
-
     rendered = message_render(key=key, context={"case_number": case_number})
     return rendered.text.strip() if rendered else ""
 
 
-def _already_sent(kind: str, decision_id: int) -> bool:
-    from moderation.models import AuditEvent
-
+def already_sent(kind: str, decision_id: int) -> bool:
+    """Whether the notice ``kind`` about this decision went out already (the audit log records each one)."""
     return AuditEvent.objects.filter(action="notice.sent", object_type=kind, object_id=str(decision_id),
                                      data__kind=kind).exists()
-
-
-def timezone_now() -> Any:
-    from django.utils import timezone
-
-    return timezone.now()

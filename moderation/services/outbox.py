@@ -2,7 +2,7 @@
 
 A report is saved first; the processing task is sent to the broker after the transaction commits
 (``intake._enqueue``). When the broker cannot be reached at that moment the report stays saved, the
-person still gets their case number, and :func:`enqueue_or_defer` logs the failure (ids and the
+person still gets their case number, and ``jobs.send_or_defer`` logs the failure (ids and the
 exception class only, never personal data). The database itself is the outbox: a report with an
 item not yet fetched, or with media not yet hashed, is unfinished work. :func:`outbox_sweep` (the beat
 task ``moderation.tasks.outbox_sweep`` and ``manage.py sweep_outbox``) sends such reports again once
@@ -12,40 +12,17 @@ did reach the broker after all, or a worker already has it) changes nothing the 
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import KombuError
 
+from moderation import jobs
 from moderation.models import Media, Report, ReportedItem
 
 logger = logging.getLogger(__name__)
-
-# What a send raises when the broker is down or refuses: kombu's OperationalError (a KombuError), the
-# redis client's own errors (ConnectionError, TimeoutError) and plain socket errors (OSError).
-try:
-    from redis.exceptions import RedisError as _RedisError
-except ImportError:  # pragma: no cover - redis is installed with celery[redis]
-    _RedisError = OSError  # type: ignore[misc,assignment]
-BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, _RedisError, OSError)
-
-
-def enqueue_or_defer(send: Callable[[], object], *, what: str, object_id: int) -> bool:
-    """Call ``send`` (a task's ``delay``); on a broker error log it and return False, leaving the work to
-    the sweeper. Never raises a broker error, so a saved report is never answered with a 500."""
-    try:
-        send()
-    except BROKER_ERRORS as exc:
-        logger.warning("broker unavailable: %s %s left for the outbox sweeper (%s)", what, object_id,
-                       type(exc).__name__)
-        return False
-    return True
-
 
 def unfinished_reports(*, older_than: datetime) -> list[int]:
     """Ids of reports received before ``older_than`` whose processing has not finished: an item still
@@ -67,14 +44,11 @@ def outbox_sweep(*, grace_seconds: int | None = None, now: datetime | None = Non
     The grace period (``TAKEDOWN_OUTBOX_GRACE_SECONDS``) leaves fresh reports to the normal path.
     Stops at the first broker error (it is still down; the next sweep tries again).
     """
-    from moderation.tasks import process_report
-
     grace = settings.TAKEDOWN_OUTBOX_GRACE_SECONDS if grace_seconds is None else grace_seconds
     cutoff = (now or timezone.now()) - timedelta(seconds=grace)
     sent: list[int] = []
     for report_id in unfinished_reports(older_than=cutoff):
-        if not enqueue_or_defer(functools.partial(process_report.delay, report_id), what="report",
-                                object_id=report_id):
+        if not jobs.report_process(report_id):
             break
         sent.append(report_id)
     if sent:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -66,7 +67,5 @@ def _still_needed(media: Media, cutoff: datetime) -> bool:
 
 
 def _delete_file(name: str) -> None:
-    from django.core.files.storage import default_storage
-
     if name and default_storage.exists(name):
         default_storage.delete(name)

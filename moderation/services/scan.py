@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,11 +28,12 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from detection.scoring import ScoreResult, ScoringError, score_bytes
+from detection.scoring import ScoringError, score_bytes
 from hashing.algorithms import ImageHashes, hash_bytes
 from hashing.matching import BankMatch, match_hashes
 from hashing.video import VideoHashes, hash_video_bytes, looks_like_video
 from hashing.video_banks import VideoBankMatch, match_video_frames
+from moderation import jobs
 from moderation.audit import SYSTEM, audit_record
 from moderation.models import ScanTicket
 from moderation.security.crypto import MediaDecryptError, decrypt_media, encrypt_media
@@ -48,26 +49,6 @@ PENDING_DIR = "scan-pending"
 NOTE_VIDEO = "Videos are matched by their hashes and frames; they are not scored."
 NOTE_BLOCKED = "Not scored: the upload matches a blocking bank, so the verdict is final."
 NOTE_EXPIRED = "No detection worker scored this upload in time; its copy has been deleted. Scan it again."
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    verdict: str  # "allow" | "review" | "block"
-    hashes: ImageHashes | VideoHashes
-    matches: list[BankMatch]
-    score: ScoreResult | None
-    # A video's frames against known videos (vPDQ); shown in "matches" with algorithm "vpdq", the median
-    # frame distance and the frame radius.
-    video_matches: list[VideoBankMatch] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict,
-            "matches": _matches_dict(self.matches, self.video_matches),
-            "score": self.score.score if self.score else None,
-            "signals": [s.as_dict() for s in self.score.signals] if self.score else [],
-            "hashes": _hashes_dict(self.hashes),
-        }
 
 
 def _matches_dict(matches: list[BankMatch], video_matches: list[VideoBankMatch]) -> list[dict[str, Any]]:
@@ -122,24 +103,6 @@ def _audit(*, actor: str, verdict: str, sha256: str, matches: list[int], score: 
     if scan_id is not None:
         data["scan_id"] = scan_id
     audit_record(actor=actor, action=f"scan.{verdict}", object_type="upload", object_id=sha256[:16], data=data)
-
-
-def scan_media(*, data: bytes, api_key_id: int | None) -> ScanResult:
-    """Hash, match and score the upload in this call; nothing is stored but the audit entry of a
-    verdict other than allow. Raises ``hashing.errors.MediaError`` for unreadable input."""
-    hashed = _hash_and_match(data)
-    score: ScoreResult | None = None
-    if not hashed.is_video:
-        try:
-            score = score_bytes(data)
-        except ScoringError:
-            score = None
-    verdict = _with_score(hashed.verdict, score.score if score else None)
-    if verdict != "allow":
-        _audit(actor=f"api_key:{api_key_id}", verdict=verdict, sha256=hashed.hashes.sha256,
-               matches=[m.entry_id for m in hashed.matches], score=score.score if score else None,
-               video_matches=[v.bank_video_id for v in hashed.video_matches])
-    return ScanResult(verdict, hashed.hashes, hashed.matches, score, hashed.video_matches)
 
 
 def scan_submit(*, data: bytes, api_key_id: int, detection: str = DETECTION_ASYNC) -> ScanTicket:
@@ -215,10 +178,7 @@ def _set_scored(ticket: ScanTicket, *, score: float | None, signals: list[Any]) 
 def _enqueue_score(ticket_id: int) -> None:
     """Send the scoring task. With the broker down the scan is still answered; the ticket stays pending
     and ``scan_sweep`` expires it (bytes deleted) after ``TAKEDOWN_SCAN_PENDING_SECONDS``."""
-    from moderation.services.outbox import enqueue_or_defer
-    from moderation.tasks import score_scan
-
-    enqueue_or_defer(lambda: score_scan.delay(ticket_id), what="scan", object_id=ticket_id)
+    jobs.scan_score(ticket_id)
 
 
 def scan_score(ticket_id: int) -> None:

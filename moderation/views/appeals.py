@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 from moderation.models import Appeal, Decision
 from moderation.roles import PERM_VIEW_QUEUE
 from moderation.services.appeals import AppealError, appeal_decide, open_appeals
-from moderation.services.review import TAKEDOWN_REASONS
+from moderation.services.decisions import TAKEDOWN_REASONS
 
 
 @login_required

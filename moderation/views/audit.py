@@ -13,20 +13,20 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from moderation import selectors
 from moderation.audit import actor_for_user, audit_record
 from moderation.console_forms import AuditFilterForm
 from moderation.roles import PERM_VIEW_AUDIT, require
+from moderation.selectors import audit as audit_selectors
 
 AUDIT_PAGE_SIZE = 100
 CSV_COLUMNS = ["id", "created_at", "actor", "role", "source_ip", "action", "object_type", "object_id", "reason",
                "data", "before", "after", "prev_hash", "hash"]
 
 
-def _filters(request: HttpRequest) -> tuple[AuditFilterForm, selectors.AuditFilters]:
+def _filters(request: HttpRequest) -> tuple[AuditFilterForm, audit_selectors.AuditFilters]:
     form = AuditFilterForm(request.GET or None)
     d = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    return form, selectors.AuditFilters(
+    return form, audit_selectors.AuditFilters(
         actor=d.get("actor") or "", role=d.get("role") or "", action=d.get("action") or "",
         object_type=d.get("object_type") or "", object_id=d.get("object_id") or "",
         since=d.get("since"), until=d.get("until"))
@@ -37,7 +37,7 @@ def _filters(request: HttpRequest) -> tuple[AuditFilterForm, selectors.AuditFilt
 def audit_log(request: HttpRequest) -> HttpResponse:
     require(request.user, PERM_VIEW_AUDIT, "read the audit log")
     form, filters = _filters(request)
-    page = Paginator(selectors.audit_events(filters), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(audit_selectors.audit_events(filters), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     kept = {k: v for k, v in request.GET.items() if k != "page" and v}
     return render(request, "console/audit.html", {"form": form, "page": page, "query": urlencode(kept)})
 
@@ -59,7 +59,7 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
 
     def rows() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
-        for e in selectors.audit_events(filters).order_by("id").iterator(chunk_size=2000):
+        for e in audit_selectors.audit_events(filters).order_by("id").iterator(chunk_size=2000):
             yield writer.writerow([e.pk, e.created_at.isoformat(), e.actor, e.role, e.source_ip or "", e.action,
                                    e.object_type, e.object_id, e.reason, _json(e.data), _json(e.before),
                                    _json(e.after), e.prev_hash, e.hash])

@@ -18,7 +18,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from moderation import selectors
 from moderation.console_forms import (
     ConsoleDecideForm,
     MessageTemplateForm,
@@ -40,8 +39,10 @@ from moderation.roles import (
     PERM_VIEW_TEAM_EXPOSURE,
     require,
 )
+from moderation.selectors import case as case_selectors
+from moderation.selectors import queue as queue_selectors
+from moderation.services import claims, decisions, exposure
 from moderation.services import dashboard as dash
-from moderation.services import exposure, review
 from moderation.services.media import MediaLinkInvalid, media_link_check, media_read
 from moderation.services.message_templates import message_choice, message_choices, message_template_save
 
@@ -53,7 +54,7 @@ SHORTCUTS = [("n", "next case"), ("c", "claim"), ("r", "reveal / hide media"), (
 
 
 def _reasons(outcome: str) -> list[tuple[str, str]]:
-    allowed = review.REASONS_BY_OUTCOME[outcome]
+    allowed = decisions.REASONS_BY_OUTCOME[outcome]
     return [(value, label) for value, label in Decision.Reason.choices if value in allowed]
 
 
@@ -62,11 +63,11 @@ def _reasons(outcome: str) -> list[tuple[str, str]]:
 def queue(request: HttpRequest) -> HttpResponse:
     require(request.user, PERM_VIEW_QUEUE, "see the review queue")
     form = QueueFilterForm(request.GET or None)
-    filters = form.filters() if form.is_bound else selectors.QueueFilters()
-    counts = selectors.queue_counts()
+    filters = form.filters() if form.is_bound else queue_selectors.QueueFilters()
+    counts = queue_selectors.queue_counts()
     number = request.GET.get("page", "1")
-    page = selectors.queue_page(filters=filters, user=request.user, size=QUEUE_PAGE_SIZE, counts=counts,
-                                number=int(number) if number.isdigit() else 1)
+    page = queue_selectors.queue_page(filters=filters, user=request.user, size=QUEUE_PAGE_SIZE, counts=counts,
+                                      number=int(number) if number.isdigit() else 1)
     kept = {k: v for k, v in request.GET.items() if k != "page" and v}
     return render(request, "console/queue.html", {
         "page": page, "form": form, "now": timezone.now(), "query": urlencode(kept),
@@ -79,12 +80,12 @@ def queue(request: HttpRequest) -> HttpResponse:
 @require_GET
 def case(request: HttpRequest, task_id: int) -> HttpResponse:
     require(request.user, PERM_VIEW_QUEUE, "see cases")
-    detail = selectors.case_detail(task_id)
+    detail = case_selectors.case_detail(task_id)
     user: Any = request.user
     group_ids = [d.task.pk for d in detail.near_duplicates if d.actionable]
     return render(request, "console/case.html", {
         "case": detail, "now": timezone.now(), "form": ConsoleDecideForm(group_task_ids=group_ids),
-        "pref": selectors.console_preference(user),
+        "pref": case_selectors.console_preference(user),
         "can_decide": user.has_perm(PERM_DECIDE),
         "can_second_review": user.has_perm(PERM_SECOND_REVIEW),
         "can_escalate": user.has_perm(PERM_ESCALATE),
@@ -107,8 +108,8 @@ def claim(request: HttpRequest, task_id: int) -> HttpResponse:
     require(request.user, PERM_VIEW_QUEUE, "claim cases")  # before the lookup: ids stay private
     get_object_or_404(ReviewTask, pk=task_id)
     try:
-        review.task_claim(task_id=task_id, user=request.user)
-    except review.ReviewError as exc:
+        claims.task_claim(task_id=task_id, user=request.user)
+    except claims.ReviewError as exc:
         messages.error(request, str(exc))
     return redirect("console:case", task_id=task_id)
 
@@ -118,7 +119,7 @@ def claim(request: HttpRequest, task_id: int) -> HttpResponse:
 def release(request: HttpRequest, task_id: int) -> HttpResponse:
     require(request.user, PERM_VIEW_QUEUE, "release cases")
     get_object_or_404(ReviewTask, pk=task_id)
-    review.task_release(task_id=task_id, user=request.user)
+    claims.task_release(task_id=task_id, user=request.user)
     messages.info(request, "You let go of the case; it is back in the queue.")
     return redirect("console:queue")
 
@@ -126,7 +127,7 @@ def release(request: HttpRequest, task_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def next_case(request: HttpRequest) -> HttpResponse:
-    task = review.task_next(user=request.user)
+    task = claims.task_next(user=request.user)
     if task is None:
         messages.info(request, "There is no unclaimed case in the queue.")
         return redirect("console:queue")
@@ -145,26 +146,21 @@ def decide(request: HttpRequest, task_id: int) -> HttpResponse:
         messages.error(request, f"Choose a decision and a reason (check: {fields}).")
         return redirect("console:case", task_id=task_id)
     d = form.cleaned_data
-    kwargs = {"user": request.user, "outcome": d["decision"], "reason": d["reason"], "note": d["note"],
-              "reporter_template": d["reporter_template"], "uploader_template": d["uploader_template"]}
     try:
-        result = review.decision_submit(task_id=task_id, **kwargs)
-    except (review.ReviewError, review.InvalidDecision) as exc:
+        results = decisions.decision_submit_group(
+            task_ids=[task_id, *d["also"]], user=request.user, outcome=d["decision"], reason=d["reason"],
+            note=d["note"], reporter_template=d["reporter_template"], uploader_template=d["uploader_template"])
+    except (claims.ReviewError, claims.InvalidDecision) as exc:
         messages.error(request, str(exc))
         return redirect("console:case", task_id=task_id)
+    result = results[task_id]
     if result.proposal is not None:
         messages.success(request, f"Proposed: {result.proposal.get_state_display()} "
                                   f"({result.proposal.why_four_eyes}).")
     elif result.decision is not None:
         messages.success(request, f"Decided: {result.decision.get_outcome_display()}.")
-    for other in d["also"]:
-        if other == task_id:
-            continue
-        try:
-            review.decision_submit(task_id=other, **kwargs)
-        except (review.ReviewError, review.InvalidDecision, ReviewTask.DoesNotExist) as exc:
-            messages.error(request, f"Case #{other} of the group was not decided: {exc}")
-        else:
+    for other in results:
+        if other != task_id:
             messages.success(request, f"Case #{other} of the group decided the same way.")
     return redirect("console:case", task_id=task_id)
 
@@ -176,9 +172,9 @@ def escalate(request: HttpRequest, task_id: int) -> HttpResponse:
     get_object_or_404(ReviewTask, pk=task_id)
     form = NoteForm(request.POST)
     try:
-        review.task_escalate(task_id=task_id, user=request.user,
+        claims.task_escalate(task_id=task_id, user=request.user,
                              note=form.data.get("note", "") if form.is_bound else "")
-    except (review.ReviewError, review.InvalidDecision) as exc:
+    except (claims.ReviewError, claims.InvalidDecision) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Escalated to the senior moderators.")
@@ -191,8 +187,8 @@ def comment(request: HttpRequest, task_id: int) -> HttpResponse:
     require(request.user, PERM_COMMENT, "comment on cases")
     get_object_or_404(ReviewTask, pk=task_id)
     try:
-        review.case_comment(task_id=task_id, user=request.user, text=request.POST.get("note", ""))
-    except review.InvalidDecision as exc:
+        claims.case_comment(task_id=task_id, user=request.user, text=request.POST.get("note", ""))
+    except claims.InvalidDecision as exc:
         messages.error(request, str(exc))
     return redirect("console:case", task_id=task_id)
 
@@ -203,8 +199,8 @@ def proposal_confirm(request: HttpRequest, proposal_id: int) -> HttpResponse:
     require(request.user, PERM_SECOND_REVIEW, "confirm proposed decisions")
     proposal = get_object_or_404(ProposedDecision, pk=proposal_id)
     try:
-        review.proposal_confirm(proposal_id=proposal_id, user=request.user)
-    except review.ReviewError as exc:
+        decisions.proposal_confirm(proposal_id=proposal_id, user=request.user)
+    except claims.ReviewError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Confirmed: the decision has taken effect.")
@@ -217,8 +213,8 @@ def proposal_reject(request: HttpRequest, proposal_id: int) -> HttpResponse:
     require(request.user, PERM_SECOND_REVIEW, "reject proposed decisions")
     proposal = get_object_or_404(ProposedDecision, pk=proposal_id)
     try:
-        review.proposal_reject(proposal_id=proposal_id, user=request.user, note=request.POST.get("note", ""))
-    except (review.ReviewError, review.InvalidDecision) as exc:
+        decisions.proposal_reject(proposal_id=proposal_id, user=request.user, note=request.POST.get("note", ""))
+    except (claims.ReviewError, claims.InvalidDecision) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Not confirmed: the case is escalated for a senior moderator to decide.")
@@ -235,7 +231,7 @@ def media_file(request: HttpRequest, media_id: int) -> HttpResponse:
     except MediaLinkInvalid as exc:
         raise PermissionDenied(str(exc)) from exc
     media = get_object_or_404(Media, pk=media_id)
-    if media.pk in selectors.withheld_media_ids([media.pk]):
+    if media.pk in case_selectors.withheld_media_ids([media.pk]):
         raise PermissionDenied("This media is withheld: its case was handed to the child-safety procedure.")
     response = HttpResponse(media_read(media), content_type=media.mime)
     response["Cache-Control"] = "private, no-store, max-age=0"
@@ -264,7 +260,7 @@ def media_reveal(request: HttpRequest, media_id: int) -> JsonResponse:
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
     require(request.user, PERM_VIEW_QUEUE, "use the console")
-    current = selectors.console_preference(request.user)
+    current = case_selectors.console_preference(request.user)
     form = PreferenceForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data

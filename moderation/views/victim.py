@@ -16,11 +16,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from hashing.errors import MediaError
-from moderation import selectors
 from moderation.forms import ReportForm, StatusLookupForm
 from moderation.models import Report
 from moderation.security.client import client_address
 from moderation.security.ratelimit import rate_limited
+from moderation.selectors.reporter import report_public_status
 from moderation.services.appeals import (
     MAX_STATEMENT_CHARS,
     AppealError,
@@ -28,8 +28,8 @@ from moderation.services.appeals import (
     appeal_submit,
     reporter_appeal_submit,
     reporter_review,
-    statement_from_token,
 )
+from moderation.services.dsa import statement_from_token
 from moderation.services.intake import (
     TAKE_IT_DOWN_URL,
     IntakeError,
@@ -136,7 +136,7 @@ def _open_case(request: HttpRequest) -> Report | None:
 def _status_page(request: HttpRequest, report: Report, *, status: int = 200, **extra: Any) -> HttpResponse:
     review = reporter_review(report)
     return render(request, "victim/status.html", {
-        "status": selectors.report_public_status(report), "report": report,
+        "status": report_public_status(report), "report": report,
         "complete_form": CompleteForm() if report.status == Report.Status.NEEDS_INFORMATION else None,
         "review": review, "review_form": ReviewForm() if review.can_ask else None, **redress_options(),
         **extra}, status=status)
@@ -218,7 +218,7 @@ def status_complete(request: HttpRequest) -> HttpResponse:
             for message in messages:
                 form.add_error(name if name in form.fields else None, message)
         return render(request, "victim/status.html", {
-            "status": selectors.report_public_status(report), "report": report, "complete_form": form}, status=400)
+            "status": report_public_status(report), "report": report, "complete_form": form}, status=400)
     return _status_page(request, report)
 
 
@@ -271,7 +271,3 @@ def appeal_new(request: HttpRequest, token: str) -> HttpResponse:
         else:
             return render(request, "victim/appeal.html", {**context, "received": True})
     return render(request, "victim/appeal.html", context, status=400 if request.method == "POST" else 200)
-
-
-def report_redirect(request: HttpRequest) -> HttpResponse:
-    return redirect("report-new")

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from moderation.models import Appeal, DemoContentItem, ReviewTask
-from moderation.services.review import decision_make
+from moderation.services.decisions import decision_make
 from tests.e2e.test_console_browser import browser, log_in, new_page  # noqa: F401 - the shared Chromium fixtures
 from tests.moderation.legal_helpers import submit
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from exchange.services import partner_create, partner_key_create
+from exchange.partners import partner_create, partner_key_create
 from exchange.signing import generate_private_key_pem, public_key_b64, sign
 from hashing.banks import bank_get_or_create
 from hashing.models import Bank

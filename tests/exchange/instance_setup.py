@@ -9,7 +9,7 @@ import os
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 
-from exchange.services import partner_create, partner_key_create
+from exchange.partners import partner_create, partner_key_create
 from exchange.signing import instance_public_key_b64
 from hashing.banks import bank_add_entries, bank_get_or_create
 from moderation.models import Partner

@@ -10,8 +10,9 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from exchange.feed import Cursor, case_ref_for
-from exchange.services import partner_key_create
+from exchange.entries import case_ref_for
+from exchange.feed import Cursor
+from exchange.partners import partner_key_create
 from exchange.signing import instance_public_key_b64, verify
 from hashing.banks import bank_add_entries, bank_get_or_create, bank_withdraw_entries
 from hashing.models import BankChange, BankEntry

@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from exchange.services import feedback_record, partner_create
+from exchange.entries import feedback_record
+from exchange.partners import partner_create
 from moderation.models import Match
 from moderation.roles import MODERATOR
 from tests.moderation.console_helpers import make_case, user_with_role

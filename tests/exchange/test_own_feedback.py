@@ -11,18 +11,20 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from exchange.entries import hash_rows_apply
 from exchange.models import HashFeedback, Remote
-from exchange.services import hash_rows_apply, parse_hash_rows, partner_create
+from exchange.partners import partner_create
 from exchange.signing import instance_public_key_b64
-from exchange.stopncii import stopncii_bank
+from exchange.stopncii.jobs import stopncii_bank
 from exchange.sync import HttpAnswer, push_remote_feedback
 from exchange.tasks import stopncii_feedback, stopncii_fetch
+from exchange.validation import parse_hash_rows
 from hashing.banks import bank_get_or_create
 from hashing.models import Bank, BankEntry
 from moderation.models import Appeal, Decision, Match, ReviewTask
 from moderation.roles import MODERATOR, SENIOR
 from moderation.services.appeals import appeal_decide
-from moderation.services.review import decision_make
+from moderation.services.decisions import decision_make
 from tests.exchange.stopncii_stub import FUNCTION_KEYS, SUBSCRIPTION_KEY, StopNCIIStub
 from tests.moderation.console_helpers import make_case, user_with_role
 

@@ -8,8 +8,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rest_framework.test import APIClient
 
+from exchange.entries import feedback_record
 from exchange.models import HashFeedback, SharedEntry
-from exchange.services import ExchangeError, feedback_record, partner_key_create, partner_policy_set
+from exchange.partners import partner_key_create, partner_policy_set
+from exchange.validation import ExchangeError
 from hashing.banks import bank_add_entries
 from hashing.models import BankChange, BankEntry
 from moderation.models import AuditEvent

@@ -12,22 +12,13 @@ from typing import Any
 
 import pytest
 
+from exchange.entries import feedback_record
 from exchange.models import HashFeedback
-from exchange.services import feedback_record, partner_create
-from exchange.stopncii import (
-    Endpoint,
-    FetchPage,
-    StateFile,
-    StopNCIIAuthError,
-    StopNCIIClient,
-    StopNCIIConfigError,
-    StopNCIIResponseError,
-    StopNCIIUnavailable,
-    stopncii_bank,
-    stopncii_fetch,
-    stopncii_send_feedback,
-    stopncii_submit,
-)
+from exchange.partners import partner_create
+from exchange.stopncii.client import Endpoint, FetchPage, StopNCIIClient
+from exchange.stopncii.errors import StopNCIIAuthError, StopNCIIConfigError, StopNCIIResponseError, StopNCIIUnavailable
+from exchange.stopncii.jobs import stopncii_bank, stopncii_fetch, stopncii_send_feedback, stopncii_submit
+from exchange.stopncii.store import StateFile
 from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.matching import match_hashes
 from hashing.models import Bank, BankChange, BankEntry

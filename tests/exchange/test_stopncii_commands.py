@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from exchange.services import feedback_record
+from exchange.entries import feedback_record
 from hashing.banks import bank_add_entries, bank_get_or_create
 from hashing.models import BankEntry
 from tests.exchange.stopncii_stub import FUNCTION_KEYS, SUBSCRIPTION_KEY, StopNCIIStub

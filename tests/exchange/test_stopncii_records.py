@@ -12,9 +12,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from exchange.feed import case_ref_for
-from exchange.services import feedback_record, partner_create
-from exchange.stopncii import CaseStatus, FeedbackValue, HashRecord, RecordError, SignalType
+from exchange.entries import case_ref_for, feedback_record
+from exchange.partners import partner_create
+from exchange.stopncii.records import CaseStatus, FeedbackValue, HashRecord, RecordError, SignalType
 from hashing.banks import bank_add_entries, bank_get_or_create, bank_withdraw_entries
 from hashing.models import Bank, BankEntry
 

@@ -10,8 +10,9 @@ import pytest
 from django.test import Client
 
 from exchange import sync
+from exchange.entries import feedback_record
 from exchange.models import HashFeedback, Remote
-from exchange.services import feedback_record, partner_create, partner_policy_set
+from exchange.partners import partner_create, partner_policy_set
 from exchange.signing import instance_public_key_b64
 from exchange.sync import HttpAnswer, PageRejected, SyncError, sync_remote
 from hashing.banks import bank_add_entries, bank_get_or_create, bank_withdraw_entries

@@ -7,7 +7,7 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,9 @@ from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
 from threatexchange.signal_type.sha256 import VideoSHA256Signal
 
-from exchange.threatexchange_format import SIGNAL_TYPE_FOR_ALGORITHM, import_lines
+from exchange.threatexchange_format import SIGNAL_TYPE_FOR_ALGORITHM, ParseResult, parse_lines
 from hashing.algorithms import hash_bytes
-from hashing.banks import bank_add_entries, bank_get_or_create, bank_withdraw_entries
+from hashing.banks import ImportResult, bank_add_entries, bank_get_or_create, bank_import_entries, bank_withdraw_entries
 from hashing.matching import match_hashes
 from hashing.models import Bank, BankEntry
 
@@ -31,6 +31,13 @@ PDQ_2 = hashlib.sha256(b"two").hexdigest()
 PDQ_GONE = hashlib.sha256(b"gone").hexdigest()
 MD5 = hashlib.md5(b"video").hexdigest()  # noqa: S324 - a test value
 SHA256 = hashlib.sha256(b"video").hexdigest()
+
+
+def import_lines(*, bank: Bank, lines: Iterable[str], source: str,
+                 signal_type: str | None = None) -> tuple[ImportResult, ParseResult]:
+    """Add a ThreatExchange file's hashes to ``bank`` (through ``hashing.banks``, so matchers see them)."""
+    parsed = parse_lines(lines, signal_type=signal_type)
+    return bank_import_entries(bank=bank, rows=parsed.rows, source=source), parsed
 
 
 def library(path: Path) -> LocalFileSignalExchangeAPI:

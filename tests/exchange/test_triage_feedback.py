@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exchange.services import feedback_record
+from exchange.entries import feedback_record
 from moderation.models import Match, ReviewTask
 from moderation.services.intake import Notice, report_submit
 from tests.conftest import notice_payload

@@ -13,7 +13,8 @@ from django.contrib.auth.models import User
 
 from moderation.models import Action, Report, WebhookDelivery
 from moderation.platforms import PlatformError
-from moderation.platforms.webhook import WebhookEnforcer, delivery_replay, signature_valid
+from moderation.platforms.webhook import WebhookEnforcer, signature_valid
+from moderation.services.webhooks import delivery_replay
 from tests.faults.services import free_port, port_open
 from tests.moderation.legal_helpers import Received, submit, take_down
 

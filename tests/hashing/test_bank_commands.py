@@ -1,4 +1,4 @@
-"""manage.py bank list|export|import and manage.py match."""
+"""manage.py bank list|export|import|configure and manage.py match."""
 
 from __future__ import annotations
 
@@ -118,6 +118,38 @@ def test_list_shows_each_bank_with_its_counts() -> None:
     assert json.loads(out.splitlines()[0]) == {
         "name": "ours", "kind": "local", "enabled": True, "blocks_uploads": True, "active_entries": 1,
         "inactive_entries": 1, "thresholds": {}}
+
+
+def test_configure_sets_a_banks_thresholds_and_enables_or_disables_it() -> None:
+    bank = bank_get_or_create(name="partner-y")
+    out, _ = run("bank", "configure", "partner-y", "--threshold", "pdq=24", "--threshold", "PHash=8", "--disable")
+    assert out.strip() == "partner-y: disabled, thresholds: pdq=24, phash=8"
+    bank.refresh_from_db()
+    assert bank.thresholds == {"pdq": 24, "phash": 8} and not bank.enabled
+
+    out, _ = run("bank", "configure", "partner-y", "--threshold", "pdq=10")  # replaces, keeps the state
+    assert out.strip() == "partner-y: disabled, thresholds: pdq=10"
+    out, _ = run("bank", "configure", "partner-y", "--enable", "--default-thresholds")
+    assert out.strip() == "partner-y: enabled, thresholds: defaults"
+    bank.refresh_from_db()
+    assert bank.thresholds == {} and bank.enabled
+
+
+def test_configure_refuses_unusable_thresholds_and_changes_nothing() -> None:
+    bank_get_or_create(name="partner-z")
+    for args, message in [
+        (["--threshold", "md5=1"], "perceptual hashes .* not 'md5'"),
+        (["--threshold", "pdq=128"], "from 0 to 127"),
+        (["--threshold", "pdq"], "ALGORITHM=DISTANCE"),
+        (["--threshold", "pdq=-1"], "ALGORITHM=DISTANCE"),
+        ([], "Nothing to change"),
+    ]:
+        with pytest.raises(CommandError, match=message):
+            run("bank", "configure", "partner-z", *args)
+    bank = Bank.objects.get(name="partner-z")
+    assert bank.thresholds == {} and bank.enabled
+    with pytest.raises(CommandError, match="no bank named 'nope'"):
+        run("bank", "configure", "nope", "--disable")
 
 
 def test_match_prints_each_files_matches_as_a_json_line(tmp_path: Path) -> None:

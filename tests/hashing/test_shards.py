@@ -199,3 +199,22 @@ def test_scan_blocks_banked_content_through_the_shards_and_answers_503_when_one_
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "not available" in response.json()["detail"]
+
+
+def test_the_shard_task_is_hashings_own_and_sent_with_the_projects_celery_app() -> None:
+    import threading
+
+    from celery import current_app
+
+    from hashing.tasks import match_shard
+    from moderation.celery import app
+
+    assert match_shard.name == shards.TASK_NAME == "hashing.match_shard"
+    assert match_shard.ignore_result and not match_shard.acks_late
+    assert shards.TASK_NAME in app.tasks
+    seen = []  # hashing.shards sends through current_app: the project's app in every thread
+    thread = threading.Thread(target=lambda: seen.append(current_app._get_current_object()))
+    thread.start()
+    thread.join()
+    assert seen == [app] and current_app._get_current_object() is app
+

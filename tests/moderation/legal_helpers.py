@@ -12,9 +12,11 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from moderation.models import Decision, Report, ReviewTask
+from moderation.models import ApiKey, Decision, Report, ReviewTask
+from moderation.services.api_keys import api_key_create
+from moderation.services.decisions import decision_make
 from moderation.services.intake import Notice, SubmittedReport, report_submit
-from moderation.services.review import decision_make
+from moderation.services.scan import DETECTION_INLINE, scan_submit
 from tests.conftest import notice_payload
 
 
@@ -25,6 +27,14 @@ def submit(**overrides: Any) -> SubmittedReport:
 def take_down(report: Report, user: User, reason: str = "ncii") -> Decision:
     task = report.tasks.get(kind=ReviewTask.Kind.REPORT)
     return decision_make(task_id=task.pk, user=user, outcome="takedown", reason=reason).decision
+
+
+def scan_verdict(data: bytes) -> str:
+    """What the scan API answers a platform that uploads ``data`` (hashed, matched and scored in one call)."""
+    key = ApiKey.objects.filter(kind=ApiKey.Kind.PLATFORM, name="scan-tests").first()
+    if key is None:
+        key, _secret = api_key_create(kind=ApiKey.Kind.PLATFORM, name="scan-tests")
+    return scan_submit(data=data, api_key_id=key.pk, detection=DETECTION_INLINE).verdict
 
 
 @dataclass

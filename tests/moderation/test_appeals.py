@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from hashing.models import BankEntry
 from moderation.models import Action, Appeal, DemoContentItem, Report, StatementOfReasons
-from moderation.services.appeals import AppealError, appeal_decide, appeal_submit, appeal_url
-from moderation.services.scan import scan_media
-from tests.moderation.legal_helpers import submit, take_down
+from moderation.services.appeals import AppealError, appeal_decide, appeal_submit
+from moderation.services.dsa import appeal_url
+from tests.moderation.legal_helpers import scan_verdict, submit, take_down
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_a_reversal_restores_the_content_through_the_enforcer_and_withdraws_the_
         statement: StatementOfReasons, senior: User) -> None:
     case = statement.decision.report.case_number
     image = _demo_bytes(14)
-    assert scan_media(data=image, api_key_id=None).as_dict()["verdict"] == "block"
+    assert scan_verdict(image) == "block"
     appeal = appeal_submit(statement=statement, email="u@example.org", text="It is not me.")
     appeal_decide(appeal_id=appeal.pk, user=senior, reverse_decision=True,
                   note="The person shown is not the reporter; the content is allowed.")
@@ -104,7 +104,7 @@ def test_a_reversal_restores_the_content_through_the_enforcer_and_withdraws_the_
     restore = Action.objects.get(kind=Action.Kind.RESTORE)
     assert restore.status == Action.Status.DONE and restore.decision == statement.decision
     assert not BankEntry.objects.filter(source=f"case:{case}", status=BankEntry.Status.ACTIVE).exists()
-    assert scan_media(data=image, api_key_id=None).as_dict()["verdict"] != "block"
+    assert scan_verdict(image) != "block"
     report = Report.objects.get(case_number=case)
     assert report.status == Report.Status.RESTORED
     assert report.items.get().state == "kept"

@@ -29,11 +29,10 @@ from moderation.models import (
     StatementOfReasons,
 )
 from moderation.services.appeals import AppealError, appeal_decide, reporter_appeal_submit, reporter_review
+from moderation.services.decisions import decision_make
 from moderation.services.intake import SubmittedReport, report_withdraw
-from moderation.services.review import decision_make
-from moderation.services.scan import scan_media
 from moderation.services.transparency import transparency_report
-from tests.moderation.legal_helpers import submit, take_down
+from tests.moderation.legal_helpers import scan_verdict, submit, take_down
 
 REPORTER = "alex@example.org"  # notice_payload's reporter
 
@@ -160,7 +159,7 @@ def test_a_reversal_takes_the_content_down_banks_the_hashes_sweeps_copies_and_te
     other_case = submit(locations=["demo://content/23"]).report
     submitted = submit(locations=["demo://content/20"])
     first = keep_up(submitted.report, moderator)
-    assert scan_media(data=data, api_key_id=None).as_dict()["verdict"] != "block"
+    assert scan_verdict(data) != "block"
     appeal = reporter_appeal_submit(report=submitted.report, text="It is an intimate image of me.")
     mail.outbox.clear()
 
@@ -178,7 +177,7 @@ def test_a_reversal_takes_the_content_down_banks_the_hashes_sweeps_copies_and_te
     assert report.status == Report.Status.REMOVED and report.items.get().state == ReportedItem.State.REMOVED
     # The hashes are banked, so re-uploads are blocked ...
     assert BankEntry.objects.filter(source=f"case:{report.case_number}", status=BankEntry.Status.ACTIVE).exists()
-    assert scan_media(data=data, api_key_id=None).as_dict()["verdict"] == "block"
+    assert scan_verdict(data) == "block"
     # ... and the copy elsewhere is removed by the sweep, as after any takedown.
     copy = Action.objects.get(decision=takedown, item__report=other_case)
     assert copy.status == Action.Status.DONE

@@ -19,7 +19,7 @@ from django.test import Client
 from moderation.audit import GENESIS_HASH, audit_record, audit_verify, event_hash
 from moderation.models import AuditEvent
 from moderation.roles import MODERATOR, SENIOR
-from moderation.services import review
+from moderation.services import claims
 from tests.moderation.console_helpers import make_case, user_with_role
 
 
@@ -135,7 +135,7 @@ def test_the_audit_viewer_filters_by_actor_action_and_object(lead_client: tuple[
     client, _ = lead_client
     mo = user_with_role("mo", MODERATOR)
     task = make_case()
-    review.task_claim(task_id=task.pk, user=mo)
+    claims.task_claim(task_id=task.pk, user=mo)
     audit_record(actor="system", action="other.thing", object_type="thing", object_id=5)
     html = client.get(f"/console/audit?actor=user:{mo.pk}").content.decode()
     assert "task.claimed" in html and "other.thing" not in html

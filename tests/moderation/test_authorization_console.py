@@ -15,7 +15,7 @@ from django.urls import get_resolver
 from rest_framework.test import APIClient
 
 from moderation.roles import ADMIN, MODERATOR, SENIOR, TRIAGE
-from moderation.services import review
+from moderation.services import decisions
 from tests.moderation.console_helpers import make_case, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +86,7 @@ def objects(image_bytes: Any) -> dict[str, int]:
     media.file.save(f"{media.sha256}.jpg", ContentFile(image_bytes(1)), save=True)
     proposer = user_with_role("proposer", MODERATOR)
     other = make_case()
-    proposal = review.decision_propose(task_id=other.pk, user=proposer, outcome="child_safety",
+    proposal = decisions.decision_propose(task_id=other.pk, user=proposer, outcome="child_safety",
                                        reason="possible_minor")
     return {"task": task.pk, "media": media.pk, "proposal": proposal.pk}
 

@@ -11,8 +11,8 @@ from django.db import connection, connections
 
 from moderation.models import ReviewTask
 from moderation.roles import MODERATOR, roles_sync
+from moderation.services.claims import task_next
 from moderation.services.intake import Notice, report_submit
-from moderation.services.review import task_next
 from tests.conftest import notice_payload
 
 MODERATORS = 6

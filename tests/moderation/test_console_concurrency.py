@@ -11,7 +11,7 @@ from django.db import connections
 
 from moderation.models import Decision, ProposedDecision
 from moderation.roles import MODERATOR, SENIOR
-from moderation.services import review
+from moderation.services import claims, decisions
 from tests.moderation.console_helpers import make_case, user_with_role
 
 WORKERS = 4
@@ -44,10 +44,10 @@ def test_moderators_deciding_one_case_at_once_produce_exactly_one_decision() -> 
     task = make_case()
     users = [user_with_role(f"racer{n}", MODERATOR) for n in range(WORKERS)]
     results, errors = race([
-        (lambda u=u: review.decision_make(task_id=task.pk, user=u, outcome="no_violation", reason="not_intimate"))
+        (lambda u=u: decisions.decision_make(task_id=task.pk, user=u, outcome="no_violation", reason="not_intimate"))
         for u in users])
     assert len(results) == 1
-    assert len(errors) == WORKERS - 1 and all(isinstance(e, review.ReviewError) for e in errors), errors
+    assert len(errors) == WORKERS - 1 and all(isinstance(e, claims.ReviewError) for e in errors), errors
     assert Decision.objects.filter(task=task).count() == 1
 
 
@@ -55,11 +55,11 @@ def test_moderators_deciding_one_case_at_once_produce_exactly_one_decision() -> 
 def test_seniors_confirming_one_proposal_at_once_produce_exactly_one_decision() -> None:
     task = make_case()
     proposer = user_with_role("proposer", MODERATOR)
-    proposal = review.decision_propose(task_id=task.pk, user=proposer, outcome="child_safety",
+    proposal = decisions.decision_propose(task_id=task.pk, user=proposer, outcome="child_safety",
                                        reason="possible_minor")
     seniors = [user_with_role(f"senior{n}", SENIOR) for n in range(WORKERS)]
-    results, errors = race([(lambda u=u: review.proposal_confirm(proposal_id=proposal.pk, user=u)) for u in seniors])
+    results, errors = race([(lambda u=u: decisions.proposal_confirm(proposal_id=proposal.pk, user=u)) for u in seniors])
     assert len(results) == 1
-    assert all(isinstance(e, review.ReviewError) for e in errors) and len(errors) == WORKERS - 1, errors
+    assert all(isinstance(e, claims.ReviewError) for e in errors) and len(errors) == WORKERS - 1, errors
     assert Decision.objects.filter(task=task).count() == 1
     assert ProposedDecision.objects.get(pk=proposal.pk).state == ProposedDecision.State.CONFIRMED

@@ -17,7 +17,7 @@ from hashing.models import BankEntry
 from moderation.models import AuditEvent, Report, ReportedItem
 from moderation.services.intake import IntakeError, Notice, report_complete, report_submit, report_withdraw
 from tests.conftest import make_image_bytes, notice_payload
-from tests.moderation.legal_helpers import submit
+from tests.moderation.legal_helpers import scan_verdict, submit
 
 FORM = {
     "reporter_name": "Alex Example", "reporter_email": "alex@example.org", "relationship": "self",
@@ -194,18 +194,17 @@ def test_guessing_across_many_case_numbers_from_one_address_is_locked_out(client
 @pytest.mark.django_db(transaction=True)
 def test_withdrawing_withdraws_the_case_hashes_from_every_bank(demo: Any, moderator: Any) -> None:
     from hashing.banks import bank_add_entries, bank_get_or_create
-    from moderation.services.scan import scan_media
 
     image = make_image_bytes(42)
     submitted = submit(locations=[], client_hashes=[hash_bytes(image).pdq])
     case = submitted.report.case_number
     partner_feed = bank_get_or_create(name="outbound-partners")
     bank_add_entries(bank=partner_feed, hashes=[("pdq", hash_bytes(image).pdq)], source=f"case:{case}")
-    assert scan_media(data=image, api_key_id=None).as_dict()["verdict"] == "block"
+    assert scan_verdict(image) == "block"
     withdrawn = report_withdraw(report=submitted.report)
     assert withdrawn == 2
     assert set(BankEntry.objects.filter(source=f"case:{case}").values_list("status", flat=True)) == {"withdrawn"}
-    assert scan_media(data=image, api_key_id=None).as_dict()["verdict"] != "block"
+    assert scan_verdict(image) != "block"
     report = Report.objects.get(pk=submitted.report.pk)
     assert report.status == Report.Status.WITHDRAWN and report.withdrawn_at is not None
     assert any("withdrawn" in m.subject for m in mail.outbox)

@@ -9,8 +9,7 @@ from django.contrib.auth.models import User
 
 from moderation.models import Action, DemoContentItem, Media, ReportedItem, StatementOfReasons
 from moderation.services.enforcement import copies_sweep
-from moderation.services.scan import scan_media
-from tests.moderation.legal_helpers import submit, take_down
+from tests.moderation.legal_helpers import scan_verdict, submit, take_down
 
 
 @pytest.mark.django_db(transaction=True)
@@ -33,4 +32,4 @@ def test_a_takedown_sweeps_stored_media_and_removes_identical_copies(demo: Any, 
     assert statement.payload["source_type"] == "SOURCE_VOLUNTARY"  # own initiative, found by hash matching
     assert statement.payload["automated_detection"] == "Yes"
     assert copies_sweep(decision_id=decision.pk) == []  # a second sweep adds nothing
-    assert scan_media(data=data, api_key_id=None).as_dict()["verdict"] == "block"
+    assert scan_verdict(data) == "block"

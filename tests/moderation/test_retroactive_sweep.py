@@ -90,7 +90,8 @@ def test_adding_entries_starts_the_sweep_on_commit(django_capture_on_commit_call
 @pytest.mark.django_db(transaction=True)
 def test_a_takedown_sweeps_other_copies_but_not_the_case_own_media(demo: Any, moderator: Any, admin_user: Any) -> None:
     from moderation.models import ReviewTask
-    from moderation.services.review import decision_make, task_claim
+    from moderation.services.claims import task_claim
+    from moderation.services.decisions import decision_make
     from tests.moderation.test_pipeline import submit
 
     earlier = submit(["demo://content/6"])  # hashed before anything about it is banked

@@ -116,7 +116,7 @@ def test_a_decision_that_does_not_fit_is_refused_and_changes_nothing(
 def test_an_expired_claim_can_be_taken_over(demo: Any, moderator: User, other_moderator: User) -> None:
     from django.utils import timezone
 
-    from moderation.services.review import task_claim, task_next
+    from moderation.services.claims import task_claim, task_next
 
     task = reported()
     task_claim(task_id=task.pk, user=moderator)

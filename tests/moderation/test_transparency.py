@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from moderation.models import Action, Appeal, Decision, Report, StatementOfReasons
 from moderation.services.appeals import appeal_decide, appeal_submit
-from moderation.services.review import decision_make
+from moderation.services.decisions import decision_make
 from moderation.services.transparency import transparency_report
 from tests.moderation.legal_helpers import submit, take_down
 

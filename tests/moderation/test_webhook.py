@@ -11,7 +11,8 @@ from django.core.management import call_command
 
 from moderation.models import Action, DemoContentItem, Report, WebhookDelivery
 from moderation.platforms import ContentNotFound, PlatformError, get_enforcer
-from moderation.platforms.webhook import WebhookEnforcer, delivery_replay, signature, signature_valid
+from moderation.platforms.webhook import WebhookEnforcer, signature, signature_valid
+from moderation.services.webhooks import delivery_replay
 from tests.moderation.legal_helpers import Received, loopback_server, submit, take_down
 
 SECRET = "test-webhook-secret-0123456789abcdef"

@@ -22,13 +22,13 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from exchange.services import partner_create, partner_key_create, partner_policy_set
+from exchange.partners import partner_create, partner_key_create, partner_policy_set
 from hashing.models import Bank
 from moderation.models import ApiKey, DemoContentItem, Report
 from moderation.roles import ADMIN, MODERATOR, SENIOR, TRIAGE
 from moderation.security.crypto import encrypt_media
 from moderation.security.secrets import hash_pin, new_case_number, new_pin
-from moderation.services import review
+from moderation.services import decisions
 from moderation.services.api_keys import api_key_create
 from moderation.services.media import media_signed_url
 from tests.conftest import make_image_bytes, notice_payload
@@ -189,7 +189,7 @@ def world() -> World:
     media = task.report.items.get().media
     media.file.save(f"{media.sha256}.jpg", ContentFile(encrypt_media(make_image_bytes(1))), save=True)
     proposer = user_with_role("proposer", MODERATOR)
-    proposal = review.decision_propose(task_id=make_case().pk, user=proposer, outcome="child_safety",
+    proposal = decisions.decision_propose(task_id=make_case().pk, user=proposer, outcome="child_safety",
                                        reason="possible_minor")
     demo = DemoContentItem(number=501, title="A demo picture", mime="image/jpeg")
     demo.file.save("demo-501.jpg", ContentFile(make_image_bytes(2)), save=True)

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from exchange.services import partner_key_rotate
+from exchange.partners import partner_key_rotate
 from moderation.models import ApiKey
 from moderation.services import api_keys
 from tests.exchange.conftest import PartnerSetup, partner  # noqa: F401 - partner: the fixture

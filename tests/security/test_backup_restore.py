@@ -29,7 +29,8 @@ from django.core.management import call_command
 call_command("migrate", "--noinput", verbosity=0)
 from moderation.services.demo import seed_demo
 from moderation.services.intake import Notice, report_submit
-from moderation.services.review import decision_make, task_claim
+from moderation.services.claims import task_claim
+from moderation.services.decisions import decision_make
 from moderation.roles import MODERATOR, roles_sync
 from django.contrib.auth.models import Group, User
 seed_demo()

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from exchange.stopncii import export_records
+from exchange.stopncii.records import export_records
 from exchange.threatexchange_format import ExportCounts, export_lines
 from hashing.models import Bank, BankEntry
 

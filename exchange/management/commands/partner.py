@@ -9,8 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from exchange.models import KeyScope, PartnerPolicy, Remote
-from exchange.services import (
-    ExchangeError,
+from exchange.partners import (
     partner_create,
     partner_key_create,
     partner_key_rotate,
@@ -18,6 +17,7 @@ from exchange.services import (
     partner_policy_set,
 )
 from exchange.signing import BadPublicKey, check_public_key
+from exchange.validation import ExchangeError
 from hashing.banks import bank_get_or_create
 from hashing.models import Bank
 from moderation.audit import audit_record

@@ -21,21 +21,18 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from exchange.stopncii import (
+from exchange.stopncii.client import FetchPage, StopNCIIClient
+from exchange.stopncii.errors import StopNCIIError
+from exchange.stopncii.jobs import (
     ApplyResult,
-    FetchPage,
-    HashRecord,
-    RecordError,
-    StateFile,
-    StopNCIIClient,
-    StopNCIIError,
-    read_records,
     records_apply,
     stopncii_bank,
     stopncii_fetch,
     stopncii_send_feedback,
     stopncii_submit,
 )
+from exchange.stopncii.records import HashRecord, RecordError, read_records
+from exchange.stopncii.store import StateFile
 from hashing.management.output import Unended
 from hashing.models import Bank
 

@@ -1,8 +1,11 @@
-"""``manage.py bank list|export|import``: hash banks as JSON lines or CSV with hex hashes.
+"""``manage.py bank list|export|import|configure``: hash banks as JSON lines or CSV with hex hashes.
 
 Import reads one entry per row, ``algorithm`` and ``value`` (hex) and optionally ``source`` and
 ``status``; a row that cannot be used is reported with its line number on stderr and the rest are
 imported, a few thousand per transaction (``hashing.banks.IMPORT_BATCH_ROWS``).
+
+Configure enables or disables a bank or sets its per-algorithm match thresholds
+(``hashing.banks.bank_configure``); matching uses the new settings at the matcher's next refresh.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from django.db.models import Count, Q
 from tqdm import tqdm
 
 from hashing.algorithms import ALGORITHMS
-from hashing.banks import ImportRow, bank_get_or_create, bank_import_entries
+from hashing.banks import ImportRow, InvalidThresholds, bank_configure, bank_get_or_create, bank_import_entries
 from hashing.management.output import Unended
 from hashing.models import Bank, BankEntry
 
@@ -53,6 +56,18 @@ def check_row(line: int, data: Any) -> ImportRow | None:
     return ImportRow(line=line, algorithm=algorithm, value=value, source=str(data.get("source") or "")[:200])
 
 
+def parse_thresholds(texts: list[str]) -> dict[str, int]:
+    """``["pdq=24", "phash=8"]`` as ``{"pdq": 24, "phash": 8}``. Raises ``CommandError``."""
+    thresholds: dict[str, int] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        name = name.strip().lower()
+        if not sep or not name or not value.strip().isdecimal():
+            raise CommandError(f"a threshold is ALGORITHM=DISTANCE, e.g. pdq=24; got {text!r}")
+        thresholds[name] = int(value)
+    return thresholds
+
+
 def read_rows(handle: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed row or the exception)`` for each data row of the file."""
     if fmt == "jsonl":
@@ -74,10 +89,10 @@ def read_rows(handle: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
 
 
 class Command(BaseCommand):
-    help = "List, export or import hash banks (JSON lines or CSV, hashes in hex)."
+    help = "List, export, import or configure hash banks (JSON lines or CSV, hashes in hex)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True, metavar="list|export|import")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="list|export|import|configure")
         listing = sub.add_parser("list", help="Every bank with its entry counts.")
         listing.add_argument("--json", action="store_true", help="One JSON object per bank.")
         export = sub.add_parser("export", help="Write a bank's entries.")
@@ -94,6 +109,19 @@ class Command(BaseCommand):
         imp.add_argument("--kind", choices=Bank.Kind.values, default=Bank.Kind.LOCAL,
                          help="Kind of a bank made by --create.")
         imp.add_argument("--progress", action="store_true", help="Show the progress bar even when not on a terminal.")
+        conf = sub.add_parser("configure", help="Enable or disable a bank, or set its match thresholds.")
+        conf.add_argument("bank")
+        state = conf.add_mutually_exclusive_group()
+        state.add_argument("--enable", dest="enabled", action="store_const", const=True, default=None,
+                           help="Match against this bank.")
+        state.add_argument("--disable", dest="enabled", action="store_const", const=False,
+                           help="Stop matching against this bank (its entries are kept).")
+        limits = conf.add_mutually_exclusive_group()
+        limits.add_argument("--threshold", action="append", metavar="ALGORITHM=DISTANCE",
+                            help="A perceptual hash's match distance for this bank, e.g. pdq=24; repeat for "
+                                 "several. Replaces the bank's thresholds: algorithms not named use their default.")
+        limits.add_argument("--default-thresholds", action="store_true",
+                            help="Drop the bank's own thresholds: every algorithm uses its default.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['action']}")(options)
@@ -111,6 +139,19 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"{bank.name}\t{bank.kind}\t{'enabled' if bank.enabled else 'disabled'}\t"
                                   f"{row['active_entries']} active\t{row['inactive_entries']} withdrawn or deleted")
+
+    def _configure(self, options: dict[str, Any]) -> None:
+        bank = self._bank(options["bank"])
+        thresholds = {} if options["default_thresholds"] else (
+            parse_thresholds(options["threshold"]) if options["threshold"] else None)
+        if options["enabled"] is None and thresholds is None:
+            raise CommandError("Nothing to change: pass --enable, --disable, --threshold or --default-thresholds.")
+        try:
+            bank = bank_configure(bank=bank, enabled=options["enabled"], thresholds=thresholds)
+        except InvalidThresholds as exc:
+            raise CommandError(str(exc)) from exc
+        limits = ", ".join(f"{name}={value}" for name, value in sorted(bank.thresholds.items())) or "defaults"
+        self.stdout.write(f"{bank.name}: {'enabled' if bank.enabled else 'disabled'}, thresholds: {limits}")
 
     def _bank(self, name: str) -> Bank:
         try:

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from moderation.models import WebhookDelivery
-from moderation.platforms.webhook import dead_letters, delivery_replay
+from moderation.services.webhooks import dead_letters, delivery_replay
 
 
 class Command(BaseCommand):
