@@ -26,7 +26,7 @@ run: install
 	SECRET_KEY_FILE=var/secret_key TAKEDOWN_MEDIA_KEYS_FILE=var/media_keys $(BIN)/python manage.py collectstatic --noinput -v 0
 	SECRET_KEY_FILE=var/secret_key TAKEDOWN_MEDIA_KEYS_FILE=var/media_keys $(BIN)/python manage.py seed_demo
 	@echo "Takedown on http://127.0.0.1:$(PORT)/  — console: http://127.0.0.1:$(PORT)/console/  API docs: /api/docs/"
-	SECRET_KEY_FILE=var/secret_key TAKEDOWN_MEDIA_KEYS_FILE=var/media_keys $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	SECRET_KEY_FILE=var/secret_key TAKEDOWN_MEDIA_KEYS_FILE=var/media_keys TAKEDOWN_LOG_FORMAT=$${TAKEDOWN_LOG_FORMAT:-plain} $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 lint: install
 	$(BIN)/ruff check .

@@ -88,8 +88,8 @@ def baseline_signals() -> list[tuple[str, object]]:
         print("(invisible-watermark not importable here: the baseline watermark step is our own hard decoder, "
               "full image, numpy)")
 
-    from detection.learned.network import grey
-    from detection.learned.registry import default_model
+    from detection.learned.patches import Calibration, grey
+    from detection.learned.registry import load_network
     from detection.signals.base import NEUTRAL, Signal
     from detection.signals.c2pa_manifest import c2pa_signal
     from detection.signals.faces import faces_signal
@@ -109,13 +109,15 @@ def baseline_signals() -> list[tuple[str, object]]:
                 WatermarkDecoder("bits", len(mark.bits)).decode(array, "dwtDct")
         return Signal("watermark", NEUTRAL, 1.0, {"summary": "baseline"})
 
+    net, card = load_network()
+    calibration = Calibration(card["calibration"]["a"], card["calibration"]["b"])
+
     def model_full_resolution(data: bytes, image: Image.Image) -> Signal:
-        loaded = default_model()
         plane = grey(image)
         plane = (plane - plane.mean()) / (plane.std() + 0.02)
         with torch.inference_mode():
-            logit = float(loaded.net(torch.from_numpy(plane)[None, None]).item())
-        return Signal("model", loaded.calibration.probability(logit), 0.5, {"summary": "baseline"})
+            logit = float(net(torch.from_numpy(plane)[None, None]).item())
+        return Signal("model", calibration.probability(logit), 0.5, {"summary": "baseline"})
 
     return [
         ("c2pa", c2pa_signal),
@@ -136,7 +138,10 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
     shipped = [(function.__name__.removesuffix("_signal"), function) for function in scoring.SIGNALS]
     time_signals(data, 3, shipped)  # warm-up: first calls load the model and the cascades
     rate, shares = time_signals(data, args.images, shipped)
-    print(f"image: {SIZE[0]} x {SIZE[1]} JPEG q90, {len(data):,} bytes; one CPU core (torch and OpenCV 1 thread)")
+    print(
+        f"image: {SIZE[0]} x {SIZE[1]} JPEG q90, {len(data):,} bytes; "
+        "one CPU core (ONNX Runtime, torch and OpenCV 1 thread)"
+    )
     print(f"ours (score_bytes path, all signals): {rate:.1f} images/s = {1000 / rate:.1f} ms per image")
     print("  share of time: " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items()))
     baseline = baseline_signals()
@@ -158,15 +163,16 @@ def cpu_benchmark(args: argparse.Namespace) -> None:
 
 
 def gpu_benchmark(args: argparse.Namespace) -> None:
-    from detection.learned.network import ArtefactNet, grey, image_mean_logits, select_patches
+    from detection.learned.network import ArtefactNet, image_mean_logits
+    from detection.learned.patches import grey, select_patches
 
     weights = Path(__file__).resolve().parent.parent / "detection" / "weights"
     device = args.device
     net = ArtefactNet()
     try:
-        from detection.learned.registry import load
+        from detection.learned.registry import load_network
 
-        net = load().net
+        net = load_network()[0]
     except Exception as exc:  # the weights are optional for a throughput figure
         print(f"(shipped weights not loaded: {exc}; timing random weights of the same shape in {weights})")
     rng = np.random.default_rng(0)

@@ -1,7 +1,21 @@
 """Load on loopback: gunicorn + PostgreSQL + Redis + a Celery worker, driven by a lean asyncio HTTP client.
 
-    .venv/bin/python benchmarks/bench_load.py                  # the full run (about 4-5 minutes)
+    .venv/bin/python benchmarks/bench_load.py                  # closed loop, the full run (about 4-5 minutes)
     .venv/bin/python benchmarks/bench_load.py --quick          # levels 1,10 only, fewer requests
+    .venv/bin/python benchmarks/bench_load.py --open-loop scan=100,report=50 --baseline-ref c5153c7
+                                                               # open loop: Poisson arrivals at fixed rates,
+                                                               # this tree and the code at REF (about 5 minutes)
+
+**Open loop** (``--open-loop``), as a platform's traffic is: requests arrive at random (a Poisson process) at a
+fixed rate whether or not earlier ones have been answered; each arrival takes an idle keep-alive connection or
+opens one (at most ``--max-open`` requests in flight; past that an arrival counts as an error). Latency is
+measured from the moment the request was due, so a server that falls behind pays for the queue it builds
+(no coordinated omission). Each endpoint runs for ``--duration`` seconds after a short warm-up. The same
+run then does the same against the code at ``--baseline-ref`` (a git worktree of that commit, its own fresh
+database, Celery worker and gunicorn, the same virtualenv), and prints both, with the CPU per request by
+process group and the count check (submitted = stored = processed) for each tree.
+
+Closed loop (the default) is described below.
 
 What it starts, all on 127.0.0.1 and all stopped at the end:
 - a fresh database ``takedown_bench_<pid>`` on the PostgreSQL server at ``--server`` (default the machine's
@@ -47,6 +61,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -186,8 +201,9 @@ class Load:
                 "locations": [location], "statement": "Benchmark report: an intimate image shared without consent.",
                 "good_faith": True, "signature": "Load Test", "adult_confirmed": True}
 
-    async def one(self, client: RawClient, level: Level) -> None:
-        started = time.perf_counter()
+    async def one(self, client: RawClient, level: Level, due: float | None = None) -> None:
+        """One request; its latency counts from ``due`` (open loop: when it was scheduled) or from now."""
+        started = time.perf_counter() if due is None else due
         try:
             if level.endpoint == "report":
                 body = json.dumps(self.report_body()).encode()
@@ -296,20 +312,21 @@ class RawClient:
         self.reader = self.writer = None
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+def manage(env: dict[str, str], *args: str, cwd: Path = ROOT) -> str:
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=600)
     if done.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return done.stdout
 
 
-def start_gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def start_gunicorn(env: dict[str, str], port: int, workers: int, log: Path,
+                   cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     with log.open("a") as out:
         process = subprocess.Popen(
             [str(BIN / "gunicorn"), "moderation.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), "--backlog", "2048", "--timeout", "120"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_port(port)
     return process
 
@@ -373,6 +390,204 @@ async def measure_with_pauses(name: str, load: Load, think: float, requests: int
     return results
 
 
+# --- Open loop (--open-loop) -------------------------------------------------------------------------------
+
+async def open_loop(load: Load, endpoint: str, rate: float, seconds: float, max_open: int, seed: int) -> Level:
+    """Poisson arrivals at ``rate`` a second for ``seconds``; each answered on whatever connection is idle."""
+    level = Level(endpoint, clients=0)
+    rng = random.Random(seed)
+    idle: list[RawClient] = []
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def fire(due: float) -> None:
+        client = idle.pop() if idle else RawClient(load.base)
+        await load.one(client, level, due=due)
+        if client.writer is not None:
+            idle.append(client)
+
+    cpu_before = cpu_seconds()
+    started = due = time.perf_counter()
+    while (due := due + rng.expovariate(rate)) < started + seconds:
+        if (wait := due - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        if len(in_flight) >= max_open:
+            level.errors["over --max-open"] = level.errors.get("over --max-open", 0) + 1
+            continue
+        task = asyncio.create_task(fire(due))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+    level.seconds = time.perf_counter() - started
+    level.cpu = cpu_spent(cpu_before, cpu_seconds())
+    level.clients = max(len(idle), 1)  # connections it took to keep up
+    for client in idle:
+        client.close()
+    return level
+
+
+@dataclass
+class Stack:
+    """One tree's server side: its database, Celery worker and gunicorn, all on loopback."""
+
+    name: str
+    root: Path
+    env: dict[str, str]
+    url: str
+    api_key: str
+    base: str
+    processes: list[subprocess.Popen[bytes]]
+
+
+def stack_start(name: str, root: Path, args: argparse.Namespace, redis_port: int, work: Path,
+                admin: psycopg.Connection[Any]) -> Stack:
+    database = f"takedown_bench_{os.getpid()}_{root.name.lower()}"
+    admin.execute(f'CREATE DATABASE "{database}"')
+    url = f"{args.server}/{database}"
+    folder = work / database
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "moderation.settings", "DATABASE_URL": url,
+           "PYTHONPATH": str(root),  # this tree's packages, not the virtualenv's editable install
+           "SECRET_KEY": "bench-load-not-a-secret-" + "x" * 40, "TAKEDOWN_MEDIA_ROOT": str(folder / "media"),
+           "TAKEDOWN_VAR_DIR": str(folder / "var"), "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+           "LOG_LEVEL": "WARNING", "DB_CONN_MAX_AGE": "60",
+           "TAKEDOWN_RATE_REPORTS_PER_HOUR": "100000000", "TAKEDOWN_RATE_LOOKUPS_PER_HOUR": "100000000",
+           "TAKEDOWN_RATE_SCANS_PER_HOUR": "100000000",
+           "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    print(f"{name}: setting up {database} (migrate, seed_demo, a platform key) ...", flush=True)
+    manage(env, "migrate", "--noinput", "-v", "0", cwd=root)
+    manage(env, "seed_demo", cwd=root)
+    # Through the service, which both trees have: the command's arguments differ between them.
+    api_key = manage(env, "shell", "-c", "from moderation.services.api_keys import api_key_create; "
+                     "print(api_key_create(kind='platform', name='bench')[1])", cwd=root).strip().splitlines()[-1]
+    processes: list[subprocess.Popen[bytes]] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "celery.log").open("w") as out:
+        processes.append(subprocess.Popen(
+            ["nice", "-n", str(args.celery_nice), str(BIN / "celery"), "-A", "moderation", "worker",
+             "-Q", "default,detection", "--concurrency", str(args.celery_concurrency), "--without-gossip",
+             "--without-mingle", "--loglevel", "WARNING"],
+            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+    lower_priority(processes[-1].pid, args.celery_nice)
+    port = free_port()
+    processes.append(start_gunicorn(env, port, args.workers, folder / "gunicorn.log", cwd=root))
+    return Stack(name, root, env, url, api_key, f"http://127.0.0.1:{port}", processes)
+
+
+def stack_stop(stack: Stack, admin: psycopg.Connection[Any]) -> None:
+    for process in reversed(stack.processes):
+        stop(process)
+    admin.execute(f'DROP DATABASE IF EXISTS "{stack.url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def parse_rates(spec: str) -> dict[str, float]:
+    """``scan=100,report=50``, or one number for both endpoints."""
+    if "=" not in spec:
+        return dict.fromkeys(("scan", "report"), float(spec))
+    rates = {}
+    for part in spec.split(","):
+        endpoint, _, rate = part.partition("=")
+        if endpoint.strip() not in ("scan", "report"):
+            raise SystemExit(f"--open-loop: unknown endpoint {endpoint!r}; use scan=RATE,report=RATE")
+        rates[endpoint.strip()] = float(rate)
+    return rates
+
+
+def main_open_loop(args: argparse.Namespace) -> None:
+    rates = parse_rates(args.open_loop)
+    if not shutil.which("redis-server"):
+        raise SystemExit("redis-server is not installed")
+    load_before = os.getloadavg()
+    work = Path(tempfile.mkdtemp(prefix="takedown-bench-"))
+    trees: list[tuple[str, Path]] = [("ours (this tree)", ROOT)]
+    if args.baseline_ref:
+        baseline = work / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(baseline), args.baseline_ref], cwd=ROOT,
+                       check=True, capture_output=True)
+        trees.append((f"baseline ({args.baseline_ref})", baseline))
+    per_tree = sum(int(rate * (args.duration + args.warmup)) + 50 for rate in rates.values() if rate)
+    print(f"{len(trees) * per_tree} scan pictures (1000x1000 JPEG, each sent once) ...", flush=True)
+    scans = iter([scan_body(picture(seed)) for seed in range(len(trees) * per_tree if "scan" in rates else 0)])
+    numbers = itertools.count(1)
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port := free_port()), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    wait_port(redis_port)
+    admin = psycopg.connect(f"{args.server}/postgres", autocommit=True)
+    results: list[tuple[str, Level, int, int]] = []
+    print(f"load average before: {load_before[0]:.2f}; {os.cpu_count()} CPUs; gunicorn {args.workers} sync workers; "
+          f"Celery worker niceness {args.celery_nice}; {args.duration:g} s per endpoint after {args.warmup:g} s "
+          "of warm-up", flush=True)
+    try:
+        for name, root in trees:
+            stack = stack_start(name, root, args, redis_port, work, admin)
+            try:
+                load = Load(stack.base, stack.api_key, scans, numbers)
+                for endpoint, rate in rates.items():
+                    if rate <= 0:
+                        continue
+                    asyncio.run(open_loop(load, endpoint, rate, args.warmup, args.max_open, seed=1))
+                    level = asyncio.run(open_loop(load, endpoint, rate, args.duration, args.max_open, seed=2026))
+                    submitted = stored = processed = 0
+                    if endpoint == "report":
+                        submitted = len(level.case_numbers)
+                        deadline = time.monotonic() + args.drain_seconds
+                        stored, processed = processed_count(stack.url, level.case_numbers)
+                        while processed < submitted and time.monotonic() < deadline:
+                            time.sleep(2)
+                            stored, processed = processed_count(stack.url, level.case_numbers)
+                        print(f"{name}: reports submitted {submitted} = stored {stored} = processed {processed}: "
+                              f"{'OK' if submitted == stored == processed else 'NOT EQUAL'}", flush=True)
+                    results.append((name, level, stored, processed))
+                    print(f"{name}: {endpoint} at {rate:g}/s done", flush=True)
+            finally:
+                stack_stop(stack, admin)
+    finally:
+        stop(redis)
+        admin.close()
+        if args.baseline_ref:
+            subprocess.run(["git", "worktree", "remove", "--force", str(work / "baseline")], cwd=ROOT,
+                           capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print("\n| tree | endpoint | rate /s (asked) | req/s (done) | requests | errors | p50 ms | p95 ms | p99 ms | "
+          "connections |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, level, _stored, _processed in results:
+        errors = sum(level.errors.values())
+        detail = f" ({', '.join(f'{k}: {v}' for k, v in sorted(level.errors.items()))})" if errors else ""
+        print(f"| {name} | {level.endpoint} | {rates[level.endpoint]:g} | {level.requests / level.seconds:.1f} | "
+              f"{level.requests} | {errors}{detail} | {level.percentile(50):.0f} | {level.percentile(95):.0f} | "
+              f"{level.percentile(99):.0f} | {level.clients} |")
+    print("\nCPU ms per request, by process group (2 cores give 2000 ms per second):")
+    print("| tree | endpoint | " + " | ".join(CPU_GROUPS) + " | total |")
+    print("|---|---|" + "---:|" * (len(CPU_GROUPS) + 1))
+    for name, level, _stored, _processed in results:
+        total = sum(level.cpu.values())
+        print(f"| {name} | {level.endpoint} | "
+              + " | ".join(f"{1000 * level.cpu[g] / max(1, level.requests):.1f}" for g in CPU_GROUPS)
+              + f" | {1000 * total / max(1, level.requests):.1f} |")
+    print("\nTargets (ours): scan p95 < 100 ms at 100/s with gunicorn CPU <= 8 ms per scan; report p95 < 200 ms at "
+          "50/s with gunicorn CPU <= 10 ms per report; zero errors; submitted = stored = processed")
+    for name, level, stored, processed in results:
+        if not name.startswith("ours"):
+            continue
+        p95, cpu = level.percentile(95), 1000 * level.cpu["gunicorn"] / max(1, level.requests)
+        p95_target, cpu_target = {"scan": (100.0, 8.0), "report": (200.0, 10.0)}[level.endpoint]
+        errors = sum(level.errors.values())
+        counted = level.endpoint == "scan" or len(level.case_numbers) == stored == processed
+        verdict = "met" if p95 < p95_target and cpu <= cpu_target and not errors and counted else "MISSED"
+        print(f"  {level.endpoint} at {rates[level.endpoint]:g}/s: p95 {p95:.0f} ms (< {p95_target:.0f}), "
+              f"gunicorn {cpu:.1f} ms CPU per request (<= {cpu_target:.0f}), {errors} errors: {verdict}")
+    after = os.getloadavg()
+    print(f"load average after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")
+    print(json.dumps({"rates": rates, "results": [
+        {"tree": name, "endpoint": lv.endpoint, "requests": lv.requests, "errors": sum(lv.errors.values()),
+         "p50_ms": lv.percentile(50), "p95_ms": lv.percentile(95), "p99_ms": lv.percentile(99),
+         "cpu_ms_per_request": {g: 1000 * lv.cpu[g] / max(1, lv.requests) for g in CPU_GROUPS}}
+        for name, lv, _s, _p in results]}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432",
@@ -390,7 +605,18 @@ def main() -> None:
                         help="also measure the target levels with clients pausing this long between requests "
                              "(0: skip)")
     parser.add_argument("--quick", action="store_true", help="levels 1,10, baseline 10, 40 requests per level")
+    parser.add_argument("--open-loop", metavar="RATES",
+                        help="open loop instead: Poisson arrivals, e.g. scan=100,report=50 (a plain number: both)")
+    parser.add_argument("--baseline-ref", default="",
+                        help="with --open-loop: also run the code at this git commit, in a worktree, and print both")
+    parser.add_argument("--duration", type=float, default=30.0, help="with --open-loop: seconds per endpoint")
+    parser.add_argument("--warmup", type=float, default=3.0, help="with --open-loop: warm-up seconds per endpoint")
+    parser.add_argument("--max-open", type=int, default=256,
+                        help="with --open-loop: requests in flight at most (an arrival past it is an error)")
     args = parser.parse_args()
+    if args.open_loop:
+        main_open_loop(args)
+        return
     random.seed(2026)  # the pauses and start offsets of the paused levels
     if args.quick:
         args.levels, args.baseline_levels, args.requests = "1,10", "10", 40
@@ -427,7 +653,8 @@ def main() -> None:
         print(f"setting up {database}: migrate, seed_demo, a platform key ...", flush=True)
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "seed_demo")
-        api_key = manage(env, "create_api_key", "--kind", "platform", "--name", "bench").strip().splitlines()[-1]
+        api_key = manage(env, "create_api_key", "--user", "admin", "--kind", "platform",  # seed_demo's admin
+                         "--name", "bench").strip().splitlines()[-1]
         with (work / "celery.log").open("w") as out:
             processes.append(subprocess.Popen(
                 ["nice", "-n", str(args.celery_nice), str(BIN / "celery"), "-A", "moderation", "worker",

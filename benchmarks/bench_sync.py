@@ -53,12 +53,16 @@ print(json.dumps({{"key": key}}))
 """
 
 SETUP_B = """
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from exchange.partners import partner_create
+from moderation.roles import ADMIN, roles_sync
+roles_sync()
+User.objects.create_user(username="bench-admin").groups.add(Group.objects.get(name=ADMIN))
 for name, size in (("main", {page}), ("baseline", {base_page})):
     partner_create(name=name, organisation="Alpha", auto_action="block_on_match")
-    call_command("partner", "remote", name, "--url", "{url}", "--bank", "from-" + name, "--public-key",
-                 "{public}", "--api-key-file", "{key_file}", "--page-size", str(size))
+    call_command("partner", "remote", "--user", "bench-admin", name, "--url", "{url}", "--bank", "from-" + name,
+                 "--public-key", "{public}", "--api-key-file", "{key_file}", "--page-size", str(size))
 """
 
 

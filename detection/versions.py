@@ -1,4 +1,7 @@
-"""Registering, promoting and loading learned-model versions (shadow mode). Django, no moderation."""
+"""Registering, promoting and loading learned-model versions (shadow mode). Django, no moderation.
+
+A version scores on ONNX Runtime (`detection.learned.registry.load`: its ``.onnx`` beside the registered
+``.pt``, verified against the card), never with torch."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from detection.learned.registry import LoadedModel, WeightsError, load
+from detection.learned.registry import LoadedModel, WeightsError, WeightsMismatch, load
 from detection.models import DetectorVersion
 from detection.scoring import MODEL_VERSION, SIGNALS_VERSION, ScoreResult, score_bytes
 
@@ -53,7 +56,14 @@ def version_promote(*, version: str) -> DetectorVersion:
 
 def _model(row: DetectorVersion) -> LoadedModel:
     if row.sha256 not in _loaded:
-        _loaded[row.sha256] = load(Path(row.weights_path))
+        model = load(Path(row.weights_path))
+        if model.card.get("sha256") != row.sha256:  # the card (and files) beside the registered path were replaced
+            raise WeightsMismatch(
+                f"Detector version {row.version}: the card at {row.weights_path} is for weights "
+                f"{str(model.card.get('sha256'))[:12]}…, not the registered {row.sha256[:12]}…; "
+                "register the new files with `manage.py detector_version add` or restore the old ones."
+            )
+        _loaded[row.sha256] = model
     return _loaded[row.sha256]
 
 

@@ -185,12 +185,13 @@ def get_searcher() -> Matcher | ShardedSearch:
     return matcher
 
 
-def sharded_readiness() -> tuple[bool, dict[str, Any]]:
-    """Readiness with shards: every shard answers, is built and no staler than the setting allows."""
+def sharded_readiness(timeout: float | None = None) -> tuple[bool, dict[str, Any]]:
+    """Readiness with shards: every shard answers (within ``timeout``, default the search timeout), is built
+    and no staler than the setting allows."""
     limit = float(getattr(settings, "TAKEDOWN_MATCH_MAX_STALENESS_SECONDS", 2))
     shards = shard_count()
     try:
-        answers = scatter({"op": "status"}, shards)
+        answers = scatter({"op": "status"}, shards, timeout=timeout)
     except (ImproperlyConfigured, OSError, redis.RedisError, kombu.exceptions.OperationalError) as exc:
         logger.warning("match shards cannot be asked: %s", type(exc).__name__)
         answers = {}
@@ -214,8 +215,9 @@ def sharded_readiness() -> tuple[bool, dict[str, Any]]:
                    "max_staleness_seconds": limit, "stale_seconds": worst, "shards": per_shard}
 
 
-def matcher_readiness() -> tuple[bool, dict[str, Any]]:
-    """What ``/readyz`` reports: every shard's readiness when sharded, else this process's matcher's."""
+def matcher_readiness(timeout: float | None = None) -> tuple[bool, dict[str, Any]]:
+    """What ``/readyz`` (and ``/metrics``) reports: every shard's readiness when sharded (each asked to answer
+    within ``timeout``), else this process's matcher's."""
     if shard_count() > 1:
-        return sharded_readiness()
+        return sharded_readiness(timeout)
     return local_readiness()

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from moderation.models import AuditChainHead, AuditEvent
+from moderation.observability.request_id import request_id_get
 from moderation.roles import role_of
 
 GENESIS_HASH = "0" * 64
@@ -55,12 +56,12 @@ def actor_for_user(user: Any) -> str:
 
 def event_hash(*, prev_hash: str, created_at: datetime, actor: str, action: str, object_type: str,
                object_id: str, data: dict[str, Any], role: str = "", source_ip: str | None = None,
-               reason: str = "", before: Any = None, after: Any = None) -> str:
+               reason: str = "", before: Any = None, after: Any = None, request_id: str | None = None) -> str:
     """SHA-256 over a canonical JSON encoding of the event and the previous event's hash.
 
-    ``role``, ``source_ip``, ``reason``, ``before`` and ``after`` are in the encoding only when set, so
-    events written before they existed hash exactly as they did; setting or clearing one on a stored
-    event changes the encoding and so breaks the chain.
+    ``role``, ``source_ip``, ``reason``, ``before``, ``after`` and ``request_id`` are in the encoding only
+    when set, so events written before they existed hash exactly as they did; setting or clearing one on a
+    stored event changes the encoding and so breaks the chain.
     """
     content: dict[str, Any] = {
         "prev": prev_hash,
@@ -71,7 +72,8 @@ def event_hash(*, prev_hash: str, created_at: datetime, actor: str, action: str,
         "object_id": object_id,
         "data": data,
     }
-    optional = {"role": role, "source_ip": source_ip, "reason": reason, "before": before, "after": after}
+    optional = {"role": role, "source_ip": source_ip, "reason": reason, "before": before, "after": after,
+                "request_id": request_id}
     content.update({key: value for key, value in optional.items() if value not in (None, "")})
     payload = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -106,6 +108,7 @@ class _Event:
     reason: str
     before: Any
     after: Any
+    request_id: str | None
 
 
 # Events recorded inside ``audit_batch``, appended when it ends; None outside one.
@@ -120,8 +123,9 @@ def audit_record(*, actor: str, action: str, object_type: str, object_id: object
 
     ``role`` and ``source_ip`` default to those of the request being served when ``actor`` is its
     user (see ``audit_request_context``); events by the system or by anonymous reporters carry
-    neither, so no reporter's IP address is ever kept. Inside :func:`audit_batch` the event is appended
-    when the batch ends, and the event returned is not saved yet.
+    neither, so no reporter's IP address is ever kept. Every event carries the id of the request (or of the
+    request whose task records it) that caused it, when there is one (``observability.request_id``). Inside
+    :func:`audit_batch` the event is appended when the batch ends, and the event returned is not saved yet.
     """
     clean = _json_clean(data or {})
     context = _request_context.get()
@@ -133,7 +137,7 @@ def audit_record(*, actor: str, action: str, object_type: str, object_id: object
         source_ip = source_ip if source_ip is not None else context.source_ip
     event = _Event(actor=actor, action=action, object_type=object_type, object_id=str(object_id), data=clean,
                    role=role or "", source_ip=source_ip, reason=reason[:200], before=_json_clean(before),
-                   after=_json_clean(after))
+                   after=_json_clean(after), request_id=request_id_get())
     batch = _batch.get()
     if batch is not None:
         batch.append(event)
@@ -168,7 +172,7 @@ def _unsaved(event: _Event, *, prev_hash: str, digest: str, created_at: datetime
     return AuditEvent(created_at=created_at, actor=event.actor, action=event.action,
                       object_type=event.object_type, object_id=event.object_id, data=event.data, role=event.role,
                       source_ip=event.source_ip, reason=event.reason, before=event.before, after=event.after,
-                      prev_hash=prev_hash, hash=digest)
+                      request_id=event.request_id, prev_hash=prev_hash, hash=digest)
 
 
 def _append(events: list[_Event]) -> list[AuditEvent]:
@@ -187,7 +191,7 @@ def _append(events: list[_Event]) -> list[AuditEvent]:
             digest = event_hash(prev_hash=prev, created_at=created_at, actor=event.actor, action=event.action,
                                 object_type=event.object_type, object_id=event.object_id, data=event.data,
                                 role=event.role, source_ip=event.source_ip, reason=event.reason,
-                                before=event.before, after=event.after)
+                                before=event.before, after=event.after, request_id=event.request_id)
             rows.append(_unsaved(event, prev_hash=prev, digest=digest, created_at=created_at))
             prev = digest
         if len(rows) == 1:
@@ -236,7 +240,7 @@ def audit_verify(*, batch_size: int = 2000) -> ChainVerification:
                                   action=event.action, object_type=event.object_type,
                                   object_id=event.object_id, data=event.data, role=event.role,
                                   source_ip=event.source_ip, reason=event.reason, before=event.before,
-                                  after=event.after)
+                                  after=event.after, request_id=event.request_id)
             if expected != event.hash:
                 return ChainVerification(False, checked, event.pk, "its content does not match its hash")
             prev = event.hash

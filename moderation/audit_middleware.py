@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from moderation.audit import audit_request_context
+from moderation.security.client import client_ip
 
 
 class AuditContextMiddleware:
@@ -17,8 +18,8 @@ class AuditContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a trusted proxy rewrites it.
-        with audit_request_context(user=_LazyRequestUser(request), source_ip=request.META.get("REMOTE_ADDR")):
+        # X-Forwarded-For only through TAKEDOWN_TRUSTED_PROXIES; the IP is kept only on staff users' events.
+        with audit_request_context(user=_LazyRequestUser(request), source_ip=client_ip(request.META)):
             return self.get_response(request)
 
 

@@ -7,7 +7,9 @@ also be given as ``NAME_FILE`` pointing at a file (Docker / Kubernetes secrets).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -59,3 +61,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def parse_networks(name: str, values: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """IP networks in CIDR notation, or bare addresses (a /32 or /128); host bits are ignored."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(str(value).strip(), strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not an IP address or CIDR network "
+                                       f"(e.g. 10.0.0.0/8 or 192.0.2.10)") from exc
+    return networks
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of networks (``parse_networks``), written back normalised (``10.0.0.0/8``)."""
+    return [str(network) for network in parse_networks(name, env_list(name, default))]

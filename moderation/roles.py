@@ -68,6 +68,34 @@ def require(user: Any, permission: str, what: str) -> None:
         raise PermissionDenied(f"Your role does not allow you to {what}.")
 
 
+class RoleRequiredAdmin:
+    """For a ``ModelAdmin`` or inline of something only a role may manage (banks, partners, API keys, users):
+    every page and action needs ``role_permission`` (e.g. ``PERM_MANAGE_BANKS``) in place of Django's
+    per-model permissions. The admin site still needs ``is_staff``; a subclass may refuse more (read-only)."""
+
+    role_permission = ""
+
+    def _role_holds(self, request: Any) -> bool:
+        user = getattr(request, "user", None)
+        return bool(self.role_permission) and user is not None and user.is_active and user.has_perm(
+            self.role_permission)
+
+    def has_module_permission(self, request: Any) -> bool:
+        return self._role_holds(request)
+
+    def has_view_permission(self, request: Any, obj: Any = None) -> bool:
+        return self._role_holds(request)
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return self._role_holds(request)
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return self._role_holds(request)
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return self._role_holds(request)
+
+
 def role_of(user: Any) -> str:
     """The highest console role ``user`` holds ("" for none; "superuser" for a superuser without one)."""
     if user is None or not getattr(user, "is_authenticated", False):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS
 
-from moderation.env import env_bool, env_int, env_list, env_str
+from moderation.env import env_bool, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TAKEDOWN_VAR_DIR") or BASE_DIR / "var")
@@ -50,9 +51,12 @@ INSTALLED_APPS = [
     "moderation",
     "axes",  # login brute-force lockout (console and admin logins)
     "exchange",
+    "django_prometheus",  # HTTP and database metrics on /metrics (docs/operations.md "Metrics")
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole request
+    "moderation.observability.request_id.RequestIdMiddleware",  # X-Request-ID, in every log line, task and event
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -65,7 +69,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "moderation.security.headers.SecurityHeadersMiddleware",  # Content-Security-Policy, Permissions-Policy
-    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # last: counts responses by view and status
 ]
 
 ROOT_URLCONF = "moderation.urls"
@@ -110,6 +115,8 @@ else:
     _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
     # A persistent connection broken by a database restart is replaced at the next request, not reused.
     _db["CONN_HEALTH_CHECKS"] = True
+# django-prometheus' subclasses of the same backends count queries, their errors and their seconds (/metrics).
+_db["ENGINE"] = _db["ENGINE"].replace("django.db.backends.", "django_prometheus.db.backends.")
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -130,6 +137,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False  # axes' own log lines name the username and address
+AXES_CLIENT_IP_CALLABLE = "moderation.security.client.request_client_ip"  # the address rate limits use
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:queue"
 LOGOUT_REDIRECT_URL = "home"
@@ -172,12 +180,15 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 if env_bool("TAKEDOWN_BEHIND_PROXY", False):  # the proxy in front terminates TLS and sets this header
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes from inside the cluster speak plain http
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes from inside the cluster speak plain http
 # Media at rest: AES-256-GCM, "key-id:base64-32-bytes" entries, the first encrypts, all decrypt.
 # `make run` generates var/media_keys; rotation: docs/security.md and manage.py rotate_media_key.
 TAKEDOWN_MEDIA_KEYS = env_list("TAKEDOWN_MEDIA_KEYS", [])
 # Lifetime of the signed media links on the case page (a page left open longer needs a reload).
 TAKEDOWN_MEDIA_URL_SECONDS = env_int("TAKEDOWN_MEDIA_URL_SECONDS", 300, minimum=10)
+# Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client; empty: REMOTE_ADDR only.
+# The client's address counts for rate limits, lockouts and a staff request's audit source IP (docs/security.md).
+TAKEDOWN_TRUSTED_PROXIES = env_networks("TAKEDOWN_TRUSTED_PROXIES", [])
 # Per-address limits on the public endpoints: (requests, seconds). Generous for a person, tight for a script.
 TAKEDOWN_RATE_LIMITS = {
     "report": (env_int("TAKEDOWN_RATE_REPORTS_PER_HOUR", 20, minimum=1), 3600),
@@ -296,6 +307,9 @@ TAKEDOWN_SCAN_REVIEW_SCORE = 0.5
 # score; never the media) are deleted this many hours after the scan.
 TAKEDOWN_SCAN_PENDING_SECONDS = env_int("TAKEDOWN_SCAN_PENDING_SECONDS", 900, minimum=60)
 TAKEDOWN_SCAN_RESULT_HOURS = env_int("TAKEDOWN_SCAN_RESULT_HOURS", 24, minimum=1)
+# ONNX Runtime intra-op threads of the learned model's session in each process (detection/apps.py; 0: one per
+# core). Web processes and prefork workers each run one request or task at a time on shared cores: 1.
+TAKEDOWN_DETECTOR_THREADS = env_int("TAKEDOWN_DETECTOR_THREADS", 1, minimum=0)
 # How content on the host platform is fetched and removed. "demo" is the built-in demo platform.
 TAKEDOWN_PLATFORM = env_str("TAKEDOWN_PLATFORM", "demo")
 # Name of the bank that confirmed takedowns add their hashes to (re-upload blocking).
@@ -336,11 +350,11 @@ TAKEDOWN_REQUIRE_SERVICES = env_bool("TAKEDOWN_REQUIRE_SERVICES", False)
 # Which enforcer carries out decisions: the platform's own ("demo") or "webhook" (signed JSON POSTs).
 TAKEDOWN_ENFORCER = env_str("TAKEDOWN_ENFORCER", TAKEDOWN_PLATFORM) or "demo"
 TAKEDOWN_WEBHOOK_URL = env_str("TAKEDOWN_WEBHOOK_URL", "") or ""
+# A Standard Webhooks secret: "whsec_" + base64 of 24-64 random bytes (docs/webhooks.md says how to make one).
 TAKEDOWN_WEBHOOK_SECRET = env_str("TAKEDOWN_WEBHOOK_SECRET", "") or ""
+# Per POST. Each call makes one attempt; the carry_out_action task retries it (backoff + jitter, 8 retries),
+# then the delivery becomes a dead letter (docs/webhooks.md).
 TAKEDOWN_WEBHOOK_TIMEOUT_SECONDS = env_int("TAKEDOWN_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
-# Attempts per delivery before it becomes a dead letter; waits double from the base (1 s, 2 s, 4 s ...).
-TAKEDOWN_WEBHOOK_ATTEMPTS = env_int("TAKEDOWN_WEBHOOK_ATTEMPTS", 4, minimum=1)
-TAKEDOWN_WEBHOOK_BACKOFF_MS = env_int("TAKEDOWN_WEBHOOK_BACKOFF_MS", 1000, minimum=0)
 # PIN lookups (web status form and GET /api/v1/reports/<case>): this many failures per case number or
 # per client address within the window locks lookups out for the lockout time.
 TAKEDOWN_PIN_MAX_FAILURES = env_int("TAKEDOWN_PIN_MAX_FAILURES", 5, minimum=1)
@@ -403,6 +417,15 @@ TAKEDOWN_STOPNCII_ATTEMPTS = env_int("TAKEDOWN_STOPNCII_ATTEMPTS", 5, minimum=1)
 TAKEDOWN_STOPNCII_BACKOFF_MS = env_int("TAKEDOWN_STOPNCII_BACKOFF_MS", 200, minimum=0)
 # Checkpoints of the fetch / submit / feedback jobs (a small JSON file, replaced atomically).
 TAKEDOWN_STOPNCII_STATE_FILE = env_str("TAKEDOWN_STOPNCII_STATE_FILE") or str(VAR_DIR / "stopncii-state.json")
+# The scheduler's heartbeat: a beat task that a worker runs every this many seconds writes the time to the
+# database; /readyz answers 503 naming the scheduler when it is older than TAKEDOWN_SCHEDULER_STALE_SECONDS
+# (or, on a new installation, absent that long after the web process started). Not used without a broker.
+TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS = env_int("TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS", 60, minimum=5)
+TAKEDOWN_SCHEDULER_STALE_SECONDS = env_int("TAKEDOWN_SCHEDULER_STALE_SECONDS", 3 * TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS,
+                                           minimum=1)
+if TAKEDOWN_SCHEDULER_STALE_SECONDS <= TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("TAKEDOWN_SCHEDULER_STALE_SECONDS must be above TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS "
+                               "(a few intervals), or /readyz would fail between two heartbeats.")
 # How often the beat tasks run (seconds).
 CELERY_BEAT_SCHEDULE = {
     "deadlines-check": {"task": "moderation.tasks.deadlines_check", "schedule": 300.0},
@@ -411,6 +434,10 @@ CELERY_BEAT_SCHEDULE = {
     "exchange-sync": {"task": "exchange.tasks.sync_partners", "schedule": float(TAKEDOWN_EXCHANGE_SYNC_SECONDS)},
     "outbox-sweep": {"task": "moderation.tasks.outbox_sweep", "schedule": 60.0},
     "scan-sweep": {"task": "moderation.tasks.scan_sweep", "schedule": 60.0},
+    "scheduler-heartbeat": {"task": "moderation.tasks.scheduler_heartbeat",
+                            "schedule": float(TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS),
+                            # a heartbeat nobody ran within an interval is dropped: the next one says the same
+                            "options": {"expires": float(TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS)}},
 }
 # StopNCII jobs run on the beat only once StopNCII's keys are configured (the base URL has a default).
 TAKEDOWN_STOPNCII_FETCH_SECONDS = env_int("TAKEDOWN_STOPNCII_FETCH_SECONDS", 3600, minimum=60)
@@ -421,15 +448,38 @@ if TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY and TAKEDOWN_STOPNCII_SUBMIT_FEEDBACK_KEY:
     CELERY_BEAT_SCHEDULE["stopncii-feedback"] = {"task": "exchange.tasks.stopncii_feedback",
                                                  "schedule": float(TAKEDOWN_STOPNCII_FETCH_SECONDS)}
 
+# --- Metrics (docs/operations.md "Metrics") ----------------------------------------------------
+# /metrics answers a scrape carrying "Authorization: Bearer <TAKEDOWN_METRICS_TOKEN>", and/or one from an address
+# in TAKEDOWN_METRICS_ALLOW (CIDR networks; the client address as rate limits see it). With both set, both must
+# hold; with neither, /metrics answers 404: never open by default.
+TAKEDOWN_METRICS_TOKEN = env_str("TAKEDOWN_METRICS_TOKEN", "") or ""
+TAKEDOWN_METRICS_ALLOW = env_networks("TAKEDOWN_METRICS_ALLOW", [])
+
 # --- Logging: never log media, PINs, emails or keys -------------------------------------------
+# "json": one JSON object a line (time, level, logger, message, request_id), for a log pipeline; "plain": one
+# readable line. JSON unless DJANGO_DEBUG is on; `make run` asks for plain.
+TAKEDOWN_LOG_FORMAT = (env_str("TAKEDOWN_LOG_FORMAT") or ("plain" if DEBUG else "json")).lower()
+if TAKEDOWN_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"TAKEDOWN_LOG_FORMAT must be json or plain; got {TAKEDOWN_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "moderation.observability.request_id.RequestIdFilter",
+                               "missing": None if TAKEDOWN_LOG_FORMAT == "json" else "-"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": ["levelname", "name", "message", "request_id"],
+                 "rename_fields": {"levelname": "level", "name": "logger"}, "timestamp": "time",
+                 # Django's request log lines carry the request object: its repr holds the query string.
+                 "reserved_attrs": [*RESERVED_ATTRS, "request"]},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": TAKEDOWN_LOG_FORMAT,
+                             "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},
+        # runserver's request lines in the same format as the rest (Django gives them a handler of their own).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # At DEBUG these two write template contexts (a new case's PIN) and SQL parameters (email
         # addresses); they stay at INFO whatever LOG_LEVEL says (tests/security/test_logs_leak_nothing.py).
         "django.template": {"level": "INFO"},

@@ -12,9 +12,9 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError
 
-from moderation import jobs
+from moderation import http, jobs
+from moderation.db_unavailable import UNAVAILABLE_ERRORS
 from moderation.platforms import PlatformError
 from moderation.services import (
     deadlines,
@@ -24,6 +24,7 @@ from moderation.services import (
     intake,
     outbox,
     pipeline,
+    readiness,
     retention,
     scan,
     sweep,
@@ -32,8 +33,11 @@ from moderation.services import (
 
 logger = logging.getLogger(__name__)
 
-# Transient failures worth retrying with exponential backoff (a database restart, a platform outage).
-TRANSIENT = (DatabaseError, InterfaceError, PlatformError, OSError)
+# Transient failures worth retrying with exponential backoff: the database unreachable (OperationalError,
+# InterfaceError: a restart, a failover), the platform unavailable, OSError (sockets, SMTP, timeouts) and the
+# HTTP client's retryable errors. Anything else is a bug or a final refusal (an IntegrityError, a
+# PlatformRefused, a 4xx): retrying it only repeats it, so the task fails at once.
+TRANSIENT: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, PlatformError, OSError, http.Transient)
 
 
 def retrying_task(name: str, **extra: Any) -> Any:
@@ -160,3 +164,10 @@ def score_scan(ticket_id: int) -> None:
 @retrying_task("moderation.tasks.scan_sweep")
 def scan_sweep() -> None:
     scan.scan_sweep()
+
+
+@shared_task(name="moderation.tasks.scheduler_heartbeat", ignore_result=True)
+def scheduler_heartbeat() -> None:
+    """Beat's heartbeat (``CELERY_BEAT_SCHEDULE``): ``/readyz`` names the scheduler when it stops. Not retried:
+    the next beat writes a newer one."""
+    readiness.scheduler_heartbeat_write()

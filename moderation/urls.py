@@ -4,8 +4,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from hashing.shards import matcher_readiness
-from moderation.views import appeals, audit, console, demo, victim
+from moderation.services.readiness import readiness
+from moderation.views import appeals, audit, console, demo, metrics, victim
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -13,8 +13,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when this process's match index is built and fresh; 503 saying how stale it is otherwise."""
-    ready, body = matcher_readiness()
+    """200 when this process's match index is built and fresh and, with a broker, the broker answers and the
+    scheduler's heartbeat is recent; 503 naming what is not (``services/readiness.py``)."""
+    ready, body = readiness()
     return JsonResponse(body, status=200 if ready else 503)
 
 
@@ -64,4 +65,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

@@ -5,7 +5,7 @@ has a time limit; this is the last guard: a file that still makes a decoder allo
 ``MemoryError`` instead of the machine's OOM killer, and the task marks the media "unprocessable".
 
 ``TAKEDOWN_TASK_MEMORY_MB`` is the headroom each worker process may allocate above its size once started
-(Django, torch and the model loaded). It is set as the data-segment limit (``RLIMIT_DATA``: heap, anonymous
+(Django, the decoders and ONNX Runtime loaded). It is set as the data-segment limit (``RLIMIT_DATA``: heap, anonymous
 and other private writable mappings, so what a decoder allocates) when the worker starts; pool processes
 inherit it, and since a pool process runs one task at a time it bounds each task. Not the address-space
 limit (``RLIMIT_AS``): PyTorch, BLAS and malloc's per-thread arenas reserve far more address space than they

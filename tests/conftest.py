@@ -104,6 +104,10 @@ def admin_user(db: Any) -> User:
     return _user("ada-admin", ADMIN)
 
 
+# Commands that change banks, partners or API keys name who runs them; with the admin_user fixture:
+AS_ADMIN = ("--user", "ada-admin")
+
+
 @pytest.fixture
 def outsider(db: Any) -> User:
     return _user("olly-outsider", None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from detection.learned.network import PATCH, grey, normalise
+from detection.learned.patches import PATCH, grey, normalise
 from detection.learned.processes import PROCESSES
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from detection.learned import data, metrics
-from detection.learned.network import image_mean_logits, select_patches
+from detection.learned.network import TorchLogits
+from detection.learned.patches import select_patches
 from detection.learned.registry import LoadedModel
 from detection.learned.train import TrainConfig, train
 
@@ -20,15 +21,14 @@ ROBUSTNESS = {
 }
 
 
-def probabilities(model: LoadedModel, images: list[np.ndarray], device: str = "cpu", batch: int = 64) -> np.ndarray:
-    """Calibrated P(synthetic) per image; 0.5 for an image without a usable patch."""
-    net = model.net.to(device)
+def probabilities(model: LoadedModel, images: list[np.ndarray], batch: int = 64) -> np.ndarray:
+    """Calibrated P(synthetic) per image; 0.5 for an image without a usable patch. The model runs where it
+    was loaded (`registry.load_torch(..., device)`, or ONNX Runtime)."""
     out: list[float] = []
     for start in range(0, len(images), batch):
         patch_sets = [select_patches(data.grey(image)) for image in images[start : start + batch]]
-        for logit in image_mean_logits(net, patch_sets, device):
+        for logit in model.mean_logits(patch_sets):
             out.append(0.5 if logit is None else model.calibration.probability(logit))
-    model.net.to("cpu")
     return np.array(out)
 
 
@@ -66,11 +66,10 @@ def evaluate_folder(
     directory: Path,
     common_side: int | None = data.COMMON_SIDE,
     robustness: bool = True,
-    device: str = "cpu",
     seed: int = 0,
 ) -> dict[str, Any]:
     items, images = load_folder(directory, common_side)
-    probs = probabilities(model, images, device)
+    probs = probabilities(model, images)
     result: dict[str, Any] = {
         "data": str(directory),
         "model_version": model.version,
@@ -80,7 +79,7 @@ def evaluate_folder(
     if robustness:
         labels = np.array([item.label for item in items])
         for name, transform in ROBUSTNESS.items():
-            changed = probabilities(model, [transform(image) for image in images], device)
+            changed = probabilities(model, [transform(image) for image in images])
             result[name] = metrics.summary(labels, changed, model.threshold, seed)
     return result
 
@@ -153,7 +152,9 @@ def cross_validate(
         ai = [images[i] for i in train_index if items[i].label == 1] if train_on_ai else []
         fold_config = replace(config, short_sides=(min(config.short_sides[0], common_side), common_side))
         result = train(photos, fold_config, ai, progress)
-        model = LoadedModel(f"cv-fold-{number}", result.net, result.calibration, result.threshold, result.card)
+        model = LoadedModel(
+            f"cv-fold-{number}", TorchLogits(result.net), result.calibration, result.threshold, result.card
+        )
         probs[test_index] = probabilities(model, [images[i] for i in test_index])
         fold_reports.append(
             {

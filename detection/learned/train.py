@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from detection.learned import data
 from detection.learned.metrics import summary
-from detection.learned.network import ArtefactNet, Calibration, fit_calibration, image_mean_logits, select_patches
+from detection.learned.network import ArtefactNet, fit_calibration, image_mean_logits
+from detection.learned.patches import Calibration, select_patches
 from detection.learned.processes import TRAIN_PROCESSES
 
 

@@ -9,10 +9,9 @@ outweighs signed or declared provenance (see `detection.scoring`).
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
-from detection.learned.network import MAX_PATCHES, PATCH, grey, image_mean_logits, select_patches
+from detection.learned.patches import MAX_PATCHES, PATCH, grey, select_patches
 from detection.learned.registry import LoadedModel, WeightsError, default_model
 from detection.signals.base import NEUTRAL, Signal, open_untrusted
 
@@ -43,7 +42,12 @@ def model_signal(data: bytes, image: Image.Image | None = None, model: LoadedMod
     try:
         loaded = model or default_model()
     except WeightsError as exc:
-        return Signal(NAME, NEUTRAL, WEIGHT, {"summary": f"The learned model is unavailable: {exc}", "version": None})
+        return Signal(
+            NAME,
+            NEUTRAL,
+            WEIGHT,
+            {"summary": f"The learned model is unavailable: {exc}", "version": None, "error": type(exc).__name__},
+        )
     try:
         opened_here = image is None
         if image is None:
@@ -78,8 +82,7 @@ def signal_from_patches(patches: np.ndarray, loaded: LoadedModel, mean_logit: fl
             },
         )
     if mean_logit is None:
-        with torch.inference_mode():
-            (mean_logit,) = image_mean_logits(loaded.net, [patches])
+        (mean_logit,) = loaded.mean_logits([patches])
     assert mean_logit is not None
     probability = loaded.calibration.probability(mean_logit)
     value = float(min(max(probability, VALUE_RANGE[0]), VALUE_RANGE[1]))

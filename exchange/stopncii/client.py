@@ -1,20 +1,15 @@
 """A client for StopNCII's partner API: ``FetchHashes`` (paged by ``nextPageToken``), ``SubmitHashes`` and
-``SubmitFeedback``, over urllib.
+``SubmitFeedback``, over the one HTTP client (``moderation/http.py``).
 
-Each request carries the subscription key and that function's key, with a timeout, and is retried with
-backoff on 5xx / 429 answers and broken connections; every failure raises a
-:class:`~exchange.stopncii.errors.StopNCIIError` subclass.
+Each request carries the subscription key and that function's key, with timeouts, and is retried with
+backoff and jitter on 5xx / 408 / 429 answers (``Retry-After`` honoured) and broken connections; every
+failure raises a :class:`~exchange.stopncii.errors.StopNCIIError` subclass.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import logging
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,8 +25,7 @@ from exchange.stopncii.errors import (
     StopNCIIUnavailable,
 )
 from exchange.stopncii.records import CSPFeedback, HashRecord, RecordError
-
-logger = logging.getLogger(__name__)
+from moderation import http
 
 
 class Endpoint(StrEnum):
@@ -45,8 +39,8 @@ class Endpoint(StrEnum):
 _KEY_SETTINGS = {Endpoint.FETCH_HASHES: "TAKEDOWN_STOPNCII_FETCH_HASHES_KEY",
                  Endpoint.SUBMIT_HASHES: "TAKEDOWN_STOPNCII_SUBMIT_HASHES_KEY",
                  Endpoint.SUBMIT_FEEDBACK: "TAKEDOWN_STOPNCII_SUBMIT_FEEDBACK_KEY"}
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # as the reference client retries
 _MAX_RETRY_AFTER_SECONDS = 60.0
+MAX_ANSWER_BYTES = 32 * http.MIB  # a FetchHashes page of up to 1,000 records with their feedback
 
 
 @dataclass
@@ -148,14 +142,19 @@ class StopNCIIClient:
             raise StopNCIIConfigError(f"There is no function key for {endpoint.value}: set "
                                       f"{_KEY_SETTINGS[endpoint]} to the key StopNCII issued for that function.")
         return {"Ocp-Apim-Subscription-Key": self.subscription_key, "x-functions-key": key,
-                "Accept": "application/json", "User-Agent": "Takedown-stopncii/1"}
+                "Accept": "application/json"}
+
+    def _http(self) -> http.HttpClient:
+        retry = http.Retry(attempts=max(1, self.attempts), wait_initial=self.backoff_seconds,
+                           retry_after_max=_MAX_RETRY_AFTER_SECONDS)
+        return http.HttpClient(purpose="stopncii", retry=retry, sleep=self.sleep, max_bytes=MAX_ANSWER_BYTES,
+                               timeouts=http.Timeouts(connect=min(self.timeout, 10.0), read=self.timeout,
+                                                      total=2 * self.timeout))
 
     def _request(self, endpoint: Endpoint, *, query: Mapping[str, Any] | None = None,
                  body: Mapping[str, Any] | None = None) -> Any:
         """GET (with ``query``) or POST (JSON ``body``) one endpoint, retried; the parsed JSON answer."""
         url = f"{self.base_url}/{endpoint.value}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
         headers = self._headers(endpoint)
         data = None
         if body is not None:
@@ -163,45 +162,30 @@ class StopNCIIClient:
             headers["Content-Type"] = "application/json"
         # POSTs are retried too: a record carries the whole of our state for its hash, so a repeat
         # replaces the same feedback rather than adding to it.
-        last_error = ""
-        for attempt in range(max(1, self.attempts)):
-            wait = self.backoff_seconds * 2 ** attempt
-            request = urllib.request.Request(url, data=data, headers=headers,  # noqa: S310 - http(s) checked
-                                             method="POST" if body is not None else "GET")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                    raw = response.read()
-            except urllib.error.HTTPError as exc:
-                message = _error_text(exc)
-                if exc.code in (401, 403):
-                    raise StopNCIIAuthError(
-                        f"StopNCII refused our keys for {endpoint.value} (HTTP {exc.code}{message}): check "
-                        f"TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY and {_KEY_SETTINGS[endpoint]}.") from exc
-                if exc.code not in _RETRY_STATUSES:
-                    raise StopNCIIRequestError(
-                        f"StopNCII refused the {endpoint.value} request (HTTP {exc.code}{message}).",
-                        status=exc.code) from exc
-                last_error = f"HTTP {exc.code}{message}"
-                retry_after = exc.headers.get("Retry-After", "") if exc.headers else ""
-                if retry_after.isdigit():
-                    wait = min(float(retry_after), _MAX_RETRY_AFTER_SECONDS)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                last_error = f"could not reach it: {getattr(exc, 'reason', None) or exc}"
+        try:
+            answer = self._http().request("POST" if body is not None else "GET", url, headers=headers,
+                                          content=data, params=query)
+        except http.Refused as exc:
+            message = f": {exc.detail}" if exc.detail else ""
+            if exc.status in (401, 403):
+                raise StopNCIIAuthError(
+                    f"StopNCII refused our keys for {endpoint.value} (HTTP {exc.status}{message}): check "
+                    f"TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY and {_KEY_SETTINGS[endpoint]}.") from exc
+            raise StopNCIIRequestError(f"StopNCII refused the {endpoint.value} request (HTTP {exc.status}{message}).",
+                                       status=exc.status) from exc
+        except http.Transient as exc:
+            if isinstance(exc, http.StatusError):
+                last_error = f"HTTP {exc.status}" + (f": {exc.detail}" if exc.detail else "")
             else:
-                return _parse_json(endpoint, raw)
-            if attempt + 1 < self.attempts:
-                logger.warning("StopNCII %s failed (%s); retrying in %.1f s", endpoint.value, last_error, wait)
-                self.sleep(wait)
-        raise StopNCIIUnavailable(f"StopNCII {endpoint.value} failed {self.attempts} times ({last_error}). "
-                                  "Nothing was lost: run the command again later; a fetch resumes from its checkpoint.")
-
-
-def _error_text(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read(500).decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-    return f": {text[:300]}" if text else ""
+                last_error = f"could not reach it: {getattr(exc, 'reason', exc)}"
+            raise StopNCIIUnavailable(
+                f"StopNCII {endpoint.value} failed {self.attempts} times ({last_error}). Nothing was lost: run "
+                "the command again later; a fetch resumes from its checkpoint.") from exc
+        except http.BadUrl as exc:
+            raise StopNCIIConfigError(f"TAKEDOWN_STOPNCII_BASE_URL is not usable: {exc}") from exc
+        except http.HttpError as exc:
+            raise StopNCIIResponseError(f"StopNCII {endpoint.value}: {exc}") from exc
+        return _parse_json(endpoint, answer.body)
 
 
 def _parse_json(endpoint: Endpoint, raw: bytes) -> Any:

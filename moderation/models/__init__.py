@@ -9,6 +9,7 @@ from moderation.models.console import (
     ProposedDecision,
 )
 from moderation.models.media import DetectionResult, Match, Media, MediaHash, VideoFrameHash, VideoMatch
+from moderation.models.operations import Heartbeat
 from moderation.models.platform import DemoContentItem
 from moderation.models.reports import Report, ReportedItem
 from moderation.models.review import Action, Appeal, Decision, ReviewTask, StatementOfReasons, WebhookDelivery
@@ -16,7 +17,7 @@ from moderation.models.scan import ScanTicket
 
 __all__ = [
     "Action", "ApiKey", "Appeal", "AuditChainHead", "AuditEvent", "CaseNote", "ChildSafetyReferral",
-    "ConsolePreference", "Decision", "DemoContentItem", "DetectionResult", "Match", "Media", "MediaExposure",
-    "MediaHash", "MessageTemplate", "Partner", "ProposedDecision", "Report", "ReportedItem", "ReviewTask",
-    "ScanTicket", "StatementOfReasons", "VideoFrameHash", "VideoMatch", "WebhookDelivery",
+    "ConsolePreference", "Decision", "DemoContentItem", "DetectionResult", "Heartbeat", "Match", "Media",
+    "MediaExposure", "MediaHash", "MessageTemplate", "Partner", "ProposedDecision", "Report", "ReportedItem",
+    "ReviewTask", "ScanTicket", "StatementOfReasons", "VideoFrameHash", "VideoMatch", "WebhookDelivery",
 ]

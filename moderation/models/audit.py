@@ -26,6 +26,9 @@ class AuditEvent(models.Model):
     reason = models.CharField(max_length=200, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    # The request that caused the event (its X-Request-ID, also in the log lines and the tasks it enqueued);
+    # null on events recorded outside a request and on events written before this field existed.
+    request_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 - null: no request
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 

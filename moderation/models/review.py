@@ -189,6 +189,10 @@ class StatementOfReasons(models.Model):
     uploader_notified_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     submit_error = models.CharField(max_length=500, blank=True)
+    submit_refused_at = models.DateTimeField(
+        null=True, blank=True, db_index=True,
+        help_text="When the Transparency Database refused this statement (a dead letter: not resent "
+                  "automatically; see submit_error for the reason).")
 
     class Meta:
         ordering = ["id"]

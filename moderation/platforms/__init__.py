@@ -1,9 +1,9 @@
 """Adapters to the host platform: fetching reported content and carrying out decisions on it.
 
 A deployment picks the content source with ``TAKEDOWN_PLATFORM`` (``demo`` is the built-in demo
-platform) and the enforcer with ``TAKEDOWN_ENFORCER``: the platform itself, or ``webhook`` (signed JSON
-POSTs to ``TAKEDOWN_WEBHOOK_URL``, see ``platforms/webhook.py``). The protocols every adapter implements
-and their errors are in ``platforms/base.py``.
+platform) and the enforcer with ``TAKEDOWN_ENFORCER``: the platform itself, or ``webhook`` (JSON POSTs to
+``TAKEDOWN_WEBHOOK_URL`` signed per Standard Webhooks, see ``platforms/webhook.py`` and docs/webhooks.md).
+The protocols every adapter implements and their errors are in ``platforms/base.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from moderation.platforms.base import ContentNotFound, ContentSource, Enforcer, PlatformError
+from moderation.platforms.base import ContentNotFound, ContentSource, Enforcer, PlatformError, PlatformRefused
 from moderation.platforms.demo import DemoPlatform
 from moderation.platforms.webhook import WebhookEnforcer
 
-__all__ = ["ContentNotFound", "ContentSource", "Enforcer", "PlatformError", "get_content_source", "get_enforcer"]
+__all__ = ["ContentNotFound", "ContentSource", "Enforcer", "PlatformError", "PlatformRefused", "get_content_source",
+           "get_enforcer"]
 
 
 def get_content_source() -> ContentSource:

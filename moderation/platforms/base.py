@@ -10,14 +10,19 @@ class ContentNotFound(Exception):
 
 
 class PlatformError(Exception):
-    """The platform could not be reached or refused; worth retrying."""
+    """The platform could not be reached or failed (a 5xx, a timeout); worth retrying."""
+
+
+class PlatformRefused(Exception):
+    """The platform refused the request as it stands (a 4xx other than 404/410/408/429): retrying the same
+    request will not help, so the task that carries the action out fails at once. Not a PlatformError."""
 
 
 class ContentSource(Protocol):
     name: str
 
     def fetch(self, location: str) -> bytes:
-        """The bytes of the content at ``location``; ContentNotFound or PlatformError otherwise."""
+        """The bytes of the content at ``location``; ContentNotFound, PlatformError or PlatformRefused otherwise."""
         ...
 
 

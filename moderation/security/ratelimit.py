@@ -1,9 +1,9 @@
 """Per-client rate limits on the public endpoints, counted in Django's cache (fixed windows).
 
-``TAKEDOWN_RATE_LIMITS`` maps a scope to ``(requests, seconds)``; a client (its address as the server
-saw it) past the limit gets 429 with ``Retry-After`` until the window ends. With several web processes
-the cache must be shared (Redis via ``REDIS_URL``), or each process counts on its own. Cache keys hold a
-digest of the address, not the address.
+``TAKEDOWN_RATE_LIMITS`` maps a scope to ``(requests, seconds)``; a client (its address, ``client.py``:
+through trusted proxies only) past the limit gets 429 with ``Retry-After`` until the window ends. With
+several web processes the cache must be shared (Redis via ``REDIS_URL``), or each process counts on its
+own. Cache keys hold a digest of the address, not the address.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ Statements hold no personal data: no names, emails, locations or free text from 
 from __future__ import annotations
 
 import json
+import logging
 import re
-import urllib.error
-import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -21,8 +21,11 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from moderation import http
 from moderation.audit import SYSTEM, audit_record
 from moderation.models import Decision, Report, ReportedItem, StatementOfReasons
+
+logger = logging.getLogger(__name__)
 
 DECISION_GROUND_ILLEGAL = "DECISION_GROUND_ILLEGAL_CONTENT"
 DECISION_GROUND_INCOMPATIBLE = "DECISION_GROUND_INCOMPATIBLE_CONTENT"
@@ -191,14 +194,38 @@ def statements_since(since: datetime) -> list[dict[str, Any]]:
 @dataclass
 class SubmitResult:
     submitted: int = 0
-    failed: int = 0
+    failed: int = 0  # not sent this time: left pending for the next run, or refused (see ``refused``)
+    refused: int = 0  # refused by the database: dead letters, not sent again automatically
     errors: list[str] = field(default_factory=list)
 
 
-def statements_submit(*, endpoint: str | None = None, token: str | None = None,
-                      batch_size: int | None = None, timeout: float = 30.0) -> SubmitResult:
+# The Transparency Database's answers that say nothing about the statements but about our set-up (a wrong
+# token, a wrong endpoint): the statements stay pending and go out on the next run once it is fixed.
+SETUP_STATUSES = frozenset({401, 403, 404, 405})
+# Within one run: 4 tries, waits of about 1, 2, 4 s (jittered), Retry-After honoured up to 60 s.
+# Then the next beat run (hourly) tries again.
+SUBMIT_RETRY = http.Retry(attempts=4, wait_initial=1.0, wait_max=30.0)
+SUBMIT_MAX_ANSWER_BYTES = 4 * http.MIB  # the answer echoes each statement of the batch
+
+
+def submit_client(*, timeout: float = 30.0) -> http.HttpClient:
+    return http.HttpClient(purpose="dsa", retry=SUBMIT_RETRY, max_bytes=SUBMIT_MAX_ANSWER_BYTES,
+                           timeouts=http.Timeouts(connect=min(timeout, 10.0), read=timeout, total=2 * timeout))
+
+
+def statements_submit(*, endpoint: str | None = None, token: str | None = None, batch_size: int | None = None,
+                      timeout: float = 30.0, retry_refused: bool = False, ids: Iterable[int] | None = None,
+                      client: http.HttpClient | None = None) -> SubmitResult:
     """Send statements not yet submitted, in batches of at most 100, to ``<endpoint>/api/v1/statements``
-    with a bearer token. A batch the database refuses is recorded on its statements and retried next run."""
+    with a bearer token.
+
+    A batch the database refuses (a 4xx about the statements: 400, 422, ...) becomes a dead letter: each of
+    its statements gets ``submit_refused_at`` and the reason in ``submit_error``, and is left out of later
+    runs unless ``retry_refused`` (``manage.py dsa_statements --submit --retry-refused``, or the admin's
+    "send again"). 5xx, 408/429 and connection errors are retried by the client (:data:`SUBMIT_RETRY`); if
+    they persist, or the answer says our token or endpoint is wrong (:data:`SETUP_STATUSES`), the error is
+    recorded, the statements stay pending and the run stops: the next run sends them. ``ids`` limits the run
+    to those statements."""
     endpoint = (endpoint if endpoint is not None else settings.TAKEDOWN_DSA_ENDPOINT).rstrip("/")
     token = token if token is not None else settings.TAKEDOWN_DSA_TOKEN
     size = min(batch_size or settings.TAKEDOWN_DSA_BATCH_SIZE, settings.TAKEDOWN_DSA_BATCH_SIZE)
@@ -207,33 +234,62 @@ def statements_submit(*, endpoint: str | None = None, token: str | None = None,
         return result
     if not endpoint.startswith(("https://", "http://")):
         raise ValueError("TAKEDOWN_DSA_ENDPOINT must start with https:// (or http:// for a local test server).")
-    pending = list(StatementOfReasons.objects.filter(submitted_at__isnull=True).order_by("id"))
-    for start in range(0, len(pending), size):
-        batch = pending[start:start + size]
-        body = json.dumps({"statements": [s.payload for s in batch]}).encode()
-        request = urllib.request.Request(f"{endpoint}/api/v1/statements", data=body, method="POST", headers={  # noqa: S310
-            "Content-Type": "application/json", "Accept": "application/json",
-            "Authorization": f"Bearer {token}"})
-        ids = [s.pk for s in batch]
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - endpoint from settings
-                response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode("utf-8", "replace")
-            error = f"HTTP {exc.code}: {detail}"[:500]
-        except (urllib.error.URLError, OSError) as exc:
-            error = f"could not reach the Transparency Database: {getattr(exc, 'reason', exc)}"[:500]
-        else:
-            now = timezone.now()
-            StatementOfReasons.objects.filter(pk__in=ids).update(submitted_at=now, submit_error="")
+    pending = StatementOfReasons.objects.filter(submitted_at__isnull=True)
+    if not retry_refused:
+        pending = pending.filter(submit_refused_at__isnull=True)
+    if ids is not None:
+        pending = pending.filter(pk__in=list(ids))
+    statements = list(pending.order_by("id"))
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "Authorization": f"Bearer {token}"}
+    with client or submit_client(timeout=timeout) as http_client:
+        for start in range(0, len(statements), size):
+            batch = statements[start:start + size]
+            ids_sent = [s.pk for s in batch]
+            body = json.dumps({"statements": [s.payload for s in batch]}).encode()
+            try:
+                http_client.post(f"{endpoint}/api/v1/statements", content=body, headers=headers)
+            except http.StatusError as exc:
+                error = f"HTTP {exc.status}: {http.response_detail(exc.response, chars=480)}"[:500]
+                if isinstance(exc, http.Refused) and exc.status not in SETUP_STATUSES:
+                    _batch_refused(ids_sent, error, result)
+                    continue
+                _batch_left_pending(ids_sent, error, result)
+                break
+            except http.HttpError as exc:
+                _batch_left_pending(ids_sent, f"could not reach the Transparency Database: {exc}"[:500], result)
+                break
+            StatementOfReasons.objects.filter(pk__in=ids_sent).update(
+                submitted_at=timezone.now(), submit_error="", submit_refused_at=None)
             audit_record(actor=SYSTEM, action="statements.submitted", object_type="statement",
-                         object_id=ids[0], data={"count": len(ids)})
-            result.submitted += len(ids)
-            continue
-        StatementOfReasons.objects.filter(pk__in=ids).update(submit_error=error)
-        result.failed += len(ids)
-        result.errors.append(error)
+                         object_id=ids_sent[0], data={"count": len(ids_sent)})
+            result.submitted += len(ids_sent)
     return result
+
+
+def _batch_refused(ids: list[int], error: str, result: SubmitResult) -> None:
+    """A dead letter: visible in the admin and ``manage.py dsa_statements --refused``; not sent again by itself."""
+    with transaction.atomic():
+        StatementOfReasons.objects.filter(pk__in=ids).update(submit_error=error, submit_refused_at=timezone.now())
+        audit_record(actor=SYSTEM, action="statements.refused", object_type="statement", object_id=ids[0],
+                     data={"count": len(ids), "error": error[:200]})
+    logger.warning("the Transparency Database refused %d statements (%s); they wait for someone to send them "
+                   "again", len(ids), error[:200])
+    result.failed += len(ids)
+    result.refused += len(ids)
+    result.errors.append(error)
+
+
+def _batch_left_pending(ids: list[int], error: str, result: SubmitResult) -> None:
+    StatementOfReasons.objects.filter(pk__in=ids).update(submit_error=error)
+    logger.warning("DSA submission stopped (%s); the rest is sent on the next run", error[:200])
+    result.failed += len(ids)
+    result.errors.append(error)
+
+
+def statements_refused() -> list[StatementOfReasons]:
+    """The dead letters: statements the database refused, waiting for someone to send them again."""
+    return list(StatementOfReasons.objects.filter(submitted_at__isnull=True, submit_refused_at__isnull=False)
+                .order_by("id"))
 
 
 # --- The appeal link in a statement of reasons: the uploader's way to an internal complaint (Art. 20) ---

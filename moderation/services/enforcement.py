@@ -11,6 +11,7 @@ from moderation import jobs
 from moderation.audit import SYSTEM, audit_record
 from moderation.models import Action, Decision, MediaHash, Report, ReportedItem
 from moderation.platforms import ContentNotFound, get_enforcer
+from moderation.platforms.webhook import action_deliveries_dead
 from moderation.services.dsa import statement_ensure
 
 # PDQ distance within which stored media counts as a copy ("the same, or substantially the same",
@@ -20,7 +21,8 @@ COPY_PDQ_DISTANCE = 31
 
 def action_carry_out(action_id: int) -> Action:
     """Run one removal or restoration. Idempotent: a done action is left alone, and the platform is
-    given the action's idempotency key. ``PlatformError`` propagates so the task retries with backoff."""
+    given the action's idempotency key. ``PlatformError`` propagates so the task retries with backoff;
+    ``PlatformRefused`` propagates so it fails at once (:func:`action_failed`)."""
     action = Action.objects.select_related("item", "decision").get(pk=action_id)
     if action.status == Action.Status.DONE:
         return action
@@ -66,13 +68,15 @@ def action_carry_out(action_id: int) -> Action:
 
 
 def action_failed(action_id: int, error: str) -> None:
-    """Record that retries ran out; the action stays visible to admins as failed."""
+    """Record that retries ran out (or the platform refused for good); the action stays visible to admins as
+    failed, and its undelivered webhook, if it has one, becomes a dead letter they can replay."""
     with transaction.atomic():
         updated = Action.objects.filter(pk=action_id).exclude(status=Action.Status.DONE).update(
             status=Action.Status.FAILED, last_error=error[:500])
         if updated:
             audit_record(actor=SYSTEM, action="action.failed", object_type="action", object_id=action_id,
                          data={"error": error[:500]})
+        action_deliveries_dead(action_id, error)
 
 
 def action_retry(*, action_id: int) -> None:

@@ -21,6 +21,7 @@ from hashing.models import Bank
 from moderation import jobs
 from moderation.audit import SYSTEM, audit_batch, audit_record
 from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, ReportedItem, ReviewTask
+from moderation.observability import events
 from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from moderation.services.api_keys import FLAGGER_SOURCES
 from moderation.services.banking import hashes_withdraw
@@ -221,6 +222,7 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
             task_create(report, media_ids=media_ids)
             # One message to the broker: processing starts by queueing the receipt (receipt_queue).
             transaction.on_commit(lambda: _enqueue(report_id))
+    events.report_received(report.source)
     return SubmittedReport(report=report, pin=pin)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from hashing.video_banks import VideoBankMatch, match_video_frames
 from moderation import jobs
 from moderation.audit import SYSTEM, audit_record
 from moderation.models import ScanTicket
+from moderation.observability import events
 from moderation.security.crypto import MediaDecryptError, decrypt_media, encrypt_media
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ def scan_submit(*, data: bytes, api_key_id: int, detection: str = DETECTION_ASYN
     """
     if detection not in DETECTION_MODES:
         raise ValueError(f"detection must be one of {', '.join(DETECTION_MODES)}; got {detection!r}")
+    started = time.perf_counter()
     hashed = _hash_and_match(data)
     sha256 = hashed.hashes.sha256
     ticket = ScanTicket(api_key_id=api_key_id, sha256=sha256, hash_verdict=hashed.verdict,
@@ -150,6 +153,7 @@ def scan_submit(*, data: bytes, api_key_id: int, detection: str = DETECTION_ASYN
     if ticket.status == ScanTicket.Status.PENDING:
         ticket_id = ticket.pk
         transaction.on_commit(lambda: _enqueue_score(ticket_id))  # at once, unless a caller's transaction is open
+    events.scan_answered(verdict=ticket.verdict, detection=detection, seconds=time.perf_counter() - started)
     return ticket
 
 

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from moderation.audit import SYSTEM, audit_record
-from moderation.models import WebhookDelivery
-from moderation.platforms.base import ContentNotFound, PlatformError
-from moderation.platforms.webhook import WebhookEnforcer, delivery_send
+from moderation.models import Action, WebhookDelivery
+from moderation.platforms.base import ContentNotFound, PlatformError, PlatformRefused
+from moderation.platforms.webhook import WebhookEnforcer, delivery_dead, delivery_send
 from moderation.services.enforcement import action_retry
 
 
@@ -15,18 +15,22 @@ def dead_letters() -> list[WebhookDelivery]:
 
 
 def delivery_replay(*, delivery_id: int) -> WebhookDelivery:
-    """Send a dead letter again. When it carried an action, the action is carried out again through its task."""
+    """Send a dead letter again. When it carried an action, the action is carried out again through its task,
+    with the task's retries; otherwise it is sent once, here. Failing again makes it a dead letter again."""
     delivery = WebhookDelivery.objects.get(pk=delivery_id)
     if delivery.status == WebhookDelivery.Status.DELIVERED:
         return delivery
     audit_record(actor=SYSTEM, action="webhook.replayed", object_type="webhook", object_id=delivery.pk,
                  data={"event": delivery.event})
-    if delivery.action_id is not None:
-        action_retry(action_id=delivery.action_id)
+    action_id = delivery.action_id
+    if action_id is not None and Action.objects.filter(pk=action_id).exclude(status=Action.Status.DONE).exists():
+        action_retry(action_id=action_id)
     else:
         try:
             delivery_send(delivery, enforcer=WebhookEnforcer.from_settings())
-        except (PlatformError, ContentNotFound):
-            pass  # the outcome is recorded on the delivery
+        except (PlatformError, PlatformRefused) as exc:
+            delivery_dead(delivery, str(exc))
+        except ContentNotFound:
+            pass  # recorded on the delivery: the content is gone, nothing left to deliver
     delivery.refresh_from_db()
     return delivery

@@ -20,7 +20,7 @@ from moderation.selectors import audit as audit_selectors
 
 AUDIT_PAGE_SIZE = 100
 CSV_COLUMNS = ["id", "created_at", "actor", "role", "source_ip", "action", "object_type", "object_id", "reason",
-               "data", "before", "after", "prev_hash", "hash"]
+               "data", "before", "after", "request_id", "prev_hash", "hash"]
 
 
 def _filters(request: HttpRequest) -> tuple[AuditFilterForm, audit_selectors.AuditFilters]:
@@ -62,7 +62,7 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
         for e in audit_selectors.audit_events(filters).order_by("id").iterator(chunk_size=2000):
             yield writer.writerow([e.pk, e.created_at.isoformat(), e.actor, e.role, e.source_ip or "", e.action,
                                    e.object_type, e.object_id, e.reason, _json(e.data), _json(e.before),
-                                   _json(e.after), e.prev_hash, e.hash])
+                                   _json(e.after), e.request_id or "", e.prev_hash, e.hash])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="takedown-audit.csv"'

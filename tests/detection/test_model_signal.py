@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from detection.learned import registry
-from detection.learned.network import MAX_PATCHES, PATCH, select_patches
+from detection.learned.patches import MAX_PATCHES, PATCH, select_patches
 from detection.learned.processes import HELD_OUT_PROCESSES, PROCESSES, TRAIN_PROCESSES
 from detection.signals.model import VALUE_RANGE, WEIGHT, model_signal
 from tests.detection.images import encode, scene
@@ -40,14 +40,15 @@ def test_the_shipped_card_says_which_processes_were_held_out_and_how_they_scored
 def test_damaged_weights_are_refused_with_a_message_that_says_what_to_do(tmp_path: Path) -> None:
     source = registry.WEIGHTS_DIR / f"{registry.DEFAULT_VERSION}.pt"
     copy = tmp_path / source.name
-    shutil.copy(source, copy)
-    shutil.copy(source.with_suffix(".json"), copy.with_suffix(".json"))
+    for suffix in (".pt", ".onnx", ".json"):
+        shutil.copy(source.with_suffix(suffix), copy.with_suffix(suffix))
     data = bytearray(copy.read_bytes())
     data[len(data) // 2] ^= 0xFF
     copy.write_bytes(bytes(data))
 
+    registry.load(copy)  # scoring reads the ONNX export, which is intact (tests/detection/test_onnx_model.py)
     with pytest.raises(registry.WeightsError, match="damaged or was replaced"):
-        registry.load(copy)
+        registry.load_torch(copy)
 
 
 def test_missing_weights_leave_the_signal_neutral_with_the_reason(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from io import StringIO
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from tests.moderation.console_helpers import make_case
 @pytest.fixture
 def candidate(tmp_path: Path) -> Path:
     """The shipped weights saved again under a new version name: a stand-in for a retrained model."""
+    net, card = registry.load_network()
     shipped = registry.load()
-    return registry.save(shipped.net, shipped.calibration, shipped.threshold, shipped.card, tmp_path, "candidate-2")
+    return registry.save(net, shipped.calibration, shipped.threshold, card, tmp_path, "candidate-2")
 
 
 def stored_media(seed: int) -> Media:
@@ -83,6 +85,7 @@ def test_the_command_adds_promotes_and_lists_versions(candidate: Path) -> None:
 def test_a_shadow_version_whose_weights_vanished_does_not_stop_the_production_score(candidate: Path) -> None:
     version_register(weights=candidate)
     candidate.unlink()
+    registry.onnx_path(candidate).unlink()  # what scoring loads
     versions._loaded.clear()  # a fresh worker: it has not loaded this version yet
     media = stored_media(13)
 
@@ -90,3 +93,14 @@ def test_a_shadow_version_whose_weights_vanished_does_not_stop_the_production_sc
 
     assert result is not None and result.model_version == MODEL_VERSION
     assert media.detections.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_version_whose_card_was_replaced_after_registration_is_not_scored(candidate: Path) -> None:
+    version_register(weights=candidate)
+    card = json.loads(candidate.with_suffix(".json").read_text())
+    card["sha256"] = "0" * 64  # files and card of other weights now lie at the registered path
+    candidate.with_suffix(".json").write_text(json.dumps(card))
+    versions._loaded.clear()
+
+    assert versions.shadow_scores(encode(scene(14))) == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def test_saved_weights_load_back_with_their_sha256_and_card(tmp_path: Path) -> N
 
     assert loaded.version == "test-v1"
     assert loaded.card["sha256"] == registry.sha256_of(path)
+    assert loaded.card["onnx"]["sha256"] == registry.sha256_of(tmp_path / "test-v1.onnx")  # what `load` runs
     assert loaded.calibration.a == pytest.approx(result.calibration.a)
     assert "## Training" in (tmp_path / "test-v1.md").read_text()
 
@@ -102,10 +104,22 @@ def test_train_detector_writes_versioned_weights_and_a_model_card(tmp_path: Path
     assert line["version"] == "smoke-1"
     assert (tmp_path / "w" / "smoke-1.pt").is_file()
     assert line["sha256"] == registry.sha256_of(tmp_path / "w" / "smoke-1.pt")
+    assert line["onnx_sha256"] == registry.sha256_of(tmp_path / "w" / "smoke-1.onnx")
     card = json.loads((tmp_path / "w" / "smoke-1.json").read_text())
     assert card["training"]["sources"]["real_files"]
     assert 0.0 <= card["evaluation"]["validation_processes"]["auc"] <= 1.0
     assert "train_detector" in err.getvalue()  # the progress bar
+
+
+def test_train_detector_says_to_install_the_training_extra_before_training_without_onnx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_folder(tmp_path / "data")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now fails as it does where it is not installed
+
+    with pytest.raises(CommandError, match=r"needs the `onnx` package.*\.\[train\]"):
+        call_command("train_detector", "--data", str(folder), "--out", str(tmp_path / "w"), stderr=StringIO())
+    assert not (tmp_path / "w").exists()
 
 
 def test_train_detector_names_an_unknown_process(tmp_path: Path) -> None:

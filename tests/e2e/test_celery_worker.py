@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from rest_framework.test import APIClient
 
 from moderation.audit import audit_verify
 from moderation.celery import app as celery_app
-from moderation.models import DemoContentItem, Media, Report, ReviewTask
+from moderation.models import AuditEvent, DemoContentItem, Media, Report, ReviewTask
 from tests.conftest import notice_payload, redis_flushed_or_skip
 
 pytestmark = pytest.mark.celery_worker
@@ -89,7 +90,8 @@ def celery_worker(transactional_db: Any, tmp_path: Path) -> Iterator[Path]:
 def test_a_report_travels_through_a_real_worker_to_a_takedown(
         celery_worker: Path, demo: Any, moderator: User, client_for: Callable[[User], APIClient]) -> None:
     api = APIClient()
-    created = api.post("/api/v1/reports", notice_payload(locations=["demo://content/4"]), format="json")
+    created = api.post("/api/v1/reports", notice_payload(locations=["demo://content/4"]), format="json",
+                       HTTP_X_REQUEST_ID="e2e-intake-0001")
     assert created.status_code == 201, created.content
     case_number, pin = created.json()["case_number"], created.json()["pin"]
     report = Report.objects.get(case_number=case_number)
@@ -113,7 +115,7 @@ def test_a_report_travels_through_a_real_worker_to_a_takedown(
     client = client_for(moderator)
     assert client.post(f"/api/v1/queue/{task.pk}/claim").status_code == 200
     decided = client.post(f"/api/v1/queue/{task.pk}/decide", {"decision": "takedown", "reason": "ncii"},
-                          format="json")
+                          format="json", HTTP_X_REQUEST_ID="e2e-decide-0001")
     assert decided.status_code == 200, decided.content
     wait_for(lambda: DemoContentItem.objects.get(number=4).status == DemoContentItem.Status.REMOVED,
              "the worker to remove the item from the demo platform")
@@ -124,3 +126,11 @@ def test_a_report_travels_through_a_real_worker_to_a_takedown(
     verification = audit_verify()
     assert verification.ok, verification.problem
     assert "Task moderation.tasks.carry_out_action" in celery_worker.read_text()  # it ran in the worker
+
+    # The request id travelled with the work: request → task headers → the worker's tasks (and the tasks they
+    # enqueued: process_report sends process_media) → their audit events and log lines.
+    hashed = AuditEvent.objects.get(action="media.hashed", object_id=str(media.pk))
+    assert hashed.request_id == "e2e-intake-0001"
+    assert AuditEvent.objects.get(action="action.done").request_id == "e2e-decide-0001"
+    worker_lines = [json.loads(line) for line in celery_worker.read_text().splitlines() if line.startswith("{")]
+    assert {"e2e-intake-0001", "e2e-decide-0001"} <= {line["request_id"] for line in worker_lines}

@@ -13,7 +13,7 @@ from exchange.partners import partner_create, partner_key_create
 from exchange.signing import instance_public_key_b64
 from hashing.banks import bank_add_entries, bank_get_or_create
 from moderation.models import Partner
-from moderation.roles import MODERATOR, roles_sync
+from moderation.roles import ADMIN, MODERATOR, roles_sync
 from moderation.services.api_keys import api_key_create
 from moderation.services.demo import seed_demo
 
@@ -40,11 +40,15 @@ def setup_b(remote_key_file: str, a_public_key: str, urls: str) -> None:
     from django.core.management import call_command
 
     _row, platform_key = api_key_create(kind="platform", name="host platform")
+    roles_sync()
+    operator = User.objects.create_user(username="admin-b", password="unused-" + os.urandom(8).hex())
+    operator.groups.add(Group.objects.get(name=ADMIN))  # runs `manage.py partner remote --user admin-b`
     for pair in urls.split(","):
         name, url = pair.split("=", 1)
         partner_create(name=name, organisation="Alpha", trust_level="high", auto_action="block_on_match")
-        call_command("partner", "remote", name, "--url", url, "--bank", f"from-{name}", "--public-key", a_public_key,
-                     "--api-key-file", remote_key_file, "--page-size", "2" if name == "alpha-paged" else "1000")
+        call_command("partner", "remote", "--user", "admin-b", name, "--url", url, "--bank", f"from-{name}",
+                     "--public-key", a_public_key, "--api-key-file", remote_key_file,
+                     "--page-size", "2" if name == "alpha-paged" else "1000")
     print(json.dumps({"platform_key": platform_key, "public_key": instance_public_key_b64(),
                       "partners": sorted(Partner.objects.values_list("name", flat=True))}))
 

@@ -16,6 +16,7 @@ from exchange.signing import public_key_b64
 from hashing.banks import bank_get_or_create
 from moderation.models import ApiKey, AuditEvent, Partner
 from moderation.security.secrets import hash_api_key
+from tests.conftest import AS_ADMIN
 
 
 def run(*args: str) -> str:
@@ -25,21 +26,23 @@ def run(*args: str) -> str:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("admin_user")
 def test_an_operator_adds_a_partner_gives_it_a_scoped_key_and_rotates_it() -> None:
     bank_get_or_create(name="confirmed-takedowns")
     public = public_key_b64(Ed25519PrivateKey.generate().public_key())
-    run("partner", "add", "northwind", "--organisation", "Northwind Social", "--trust", "high",
+    run("partner", "add", *AS_ADMIN, "northwind", "--organisation", "Northwind Social", "--trust", "high",
         "--auto-action", "block_on_match", "--allow-bank", "confirmed-takedowns", "--public-key", public)
     partner = Partner.objects.get(name="northwind")
     assert PartnerPolicy.objects.get(partner=partner).public_keys == [public]
-    key = run("partner", "key", "northwind", "--read", "confirmed-takedowns", "--feedback").strip().splitlines()[-1]
+    key = run("partner", "key", *AS_ADMIN, "northwind", "--read", "confirmed-takedowns",
+              "--feedback").strip().splitlines()[-1]
     row = ApiKey.objects.get(partner=partner)
     assert row.key_hash == hash_api_key(key) and key not in str(ApiKey.objects.values_list())
     scope = KeyScope.objects.get(api_key=row)
     assert [b.name for b in scope.read_banks.all()] == ["confirmed-takedowns"] and scope.feedback
     client = APIClient()
     assert client.get("/api/v1/exchange/hashes", HTTP_AUTHORIZATION=f"Api-Key {key}").status_code == 200
-    new_key = run("partner", "rotate", row.prefix).strip().splitlines()[-1]
+    new_key = run("partner", "rotate", *AS_ADMIN, row.prefix).strip().splitlines()[-1]
     assert client.get("/api/v1/exchange/hashes", HTTP_AUTHORIZATION=f"Api-Key {key}").status_code == 401
     assert client.get("/api/v1/exchange/hashes", HTTP_AUTHORIZATION=f"Api-Key {new_key}").status_code == 200
     assert AuditEvent.objects.filter(action="api_key.rotated", object_id=str(row.pk)).exists()
@@ -48,23 +51,26 @@ def test_an_operator_adds_a_partner_gives_it_a_scoped_key_and_rotates_it() -> No
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("admin_user")
 def test_a_key_cannot_read_a_bank_the_partner_is_not_allowed() -> None:
     bank_get_or_create(name="confirmed-takedowns")
     bank_get_or_create(name="internal-only")
-    run("partner", "add", "northwind", "--organisation", "Northwind Social", "--allow-bank", "confirmed-takedowns")
+    run("partner", "add", *AS_ADMIN, "northwind", "--organisation", "Northwind Social", "--allow-bank",
+        "confirmed-takedowns")
     with pytest.raises(CommandError, match="internal-only"):
-        run("partner", "key", "northwind", "--read", "internal-only")
+        run("partner", "key", *AS_ADMIN, "northwind", "--read", "internal-only")
     with pytest.raises(CommandError, match="public_keys"):
-        run("partner", "policy", "northwind", "--public-key", "not-base64!")
+        run("partner", "policy", *AS_ADMIN, "northwind", "--public-key", "not-base64!")
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("admin_user")
 def test_a_remote_is_configured_from_a_key_file_and_the_key_is_never_printed(tmp_path: Path) -> None:
-    run("partner", "add", "upstream", "--organisation", "Upstream", "--auto-action", "queue_for_review")
+    run("partner", "add", *AS_ADMIN, "upstream", "--organisation", "Upstream", "--auto-action", "queue_for_review")
     key_file = tmp_path / "key"
     key_file.write_text("td_abcd1234_secret-remote-key\n")
     public = public_key_b64(Ed25519PrivateKey.generate().public_key())
-    out = run("partner", "remote", "upstream", "--url", "http://127.0.0.1:9/", "--bank", "from-upstream",
+    out = run("partner", "remote", *AS_ADMIN, "upstream", "--url", "http://127.0.0.1:9/", "--bank", "from-upstream",
               "--public-key", public, "--api-key-file", str(key_file))
     remote = Remote.objects.get(partner__name="upstream")
     assert (remote.base_url, remote.api_key, remote.bank.name) == ("http://127.0.0.1:9", key_file.read_text().strip(),

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import threading
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 
-from moderation.models import Action, Report, WebhookDelivery
+from moderation.models import Action, AuditEvent, Report, WebhookDelivery
 from moderation.platforms import PlatformError
-from moderation.platforms.webhook import WebhookEnforcer, signature_valid
+from moderation.platforms.webhook import WebhookEnforcer, delivery_dead
 from moderation.services.webhooks import delivery_replay
 from tests.faults.services import free_port, port_open
-from tests.moderation.legal_helpers import Received, submit, take_down
+from tests.moderation.legal_helpers import Received, serving, submit, take_down, webhook_verified
 
-SECRET = "fault-test-webhook-secret-0123456789"
+SECRET = "whsec_" + base64.b64encode(b"fault-test-webhook-secret-0123456789").decode()
 
 
 @contextmanager
@@ -38,37 +38,33 @@ def receiver_on(port: int) -> Iterator[list[Received]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler, port=port):
         yield requests
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def signed(received: Received) -> bool:
-    return signature_valid(SECRET, received.headers["x-takedown-timestamp"], received.body,
-                           received.headers["x-takedown-signature"])
+    return webhook_verified(received, SECRET)
 
 
 @pytest.mark.django_db
-def test_a_receiver_that_is_down_gets_retries_with_backoff_then_a_dead_letter_that_replays_once_it_is_up(
+def test_a_receiver_that_is_down_gets_one_attempt_per_call_then_a_dead_letter_that_replays_once_it_is_up(
         settings: Any) -> None:
     port = free_port()
     settings.TAKEDOWN_WEBHOOK_URL = f"http://127.0.0.1:{port}/hooks"  # a replay sends with the settings
     settings.TAKEDOWN_WEBHOOK_SECRET = SECRET
     assert not port_open(port)  # nothing listens there: every attempt is refused
-    sleeps: list[float] = []
-    hook = WebhookEnforcer(url=f"http://127.0.0.1:{port}/hooks", secret=SECRET, timeout=2, attempts=4,
-                           backoff_ms=250, sleep=sleeps.append)
-    with pytest.raises(PlatformError, match="after 4 attempts"):
-        hook.remove(location="https://host.example/p/7", reason="ncii", idempotency_key="fault-k-1")
+    hook = WebhookEnforcer(url=f"http://127.0.0.1:{port}/hooks", secret=SECRET, timeout=2)
+    for attempt in (1, 2):  # what the task's retries do: call again, later
+        with pytest.raises(PlatformError, match=f"attempt {attempt}"):
+            hook.remove(location="https://host.example/p/7", reason="ncii", idempotency_key="fault-k-1")
+    delivery = WebhookDelivery.objects.get(idempotency_key="fault-k-1")
+    assert delivery.status == WebhookDelivery.Status.PENDING and delivery.attempts == 2
+    assert "could not reach the platform" in delivery.last_error
+    assert delivery_dead(delivery)  # retries exhausted: the task's failure handler makes it a dead letter
+    assert not delivery_dead(delivery)  # once
     dead = WebhookDelivery.objects.get(idempotency_key="fault-k-1")
-    assert dead.status == WebhookDelivery.Status.DEAD and dead.attempts == 4
-    assert "could not reach the platform" in dead.last_error
-    assert sleeps == [0.25, 0.5, 1.0]  # exponential backoff between the four attempts
+    assert dead.status == WebhookDelivery.Status.DEAD
+    assert AuditEvent.objects.filter(action="webhook.dead").count() == 1
 
     with receiver_on(port) as received:
         replayed = delivery_replay(delivery_id=dead.pk)
@@ -85,14 +81,13 @@ def test_a_takedown_while_the_receiver_is_down_fails_visibly_and_completes_on_re
     settings.TAKEDOWN_ENFORCER = "webhook"
     settings.TAKEDOWN_WEBHOOK_SECRET = SECRET
     settings.TAKEDOWN_WEBHOOK_URL = f"http://127.0.0.1:{port}/hooks"
-    settings.TAKEDOWN_WEBHOOK_ATTEMPTS = 3
-    settings.TAKEDOWN_WEBHOOK_BACKOFF_MS = 0
     report = submit(locations=["demo://content/5"]).report
     take_down(report, moderator)
     action = Action.objects.get(decision__report=report)
     assert action.status == Action.Status.FAILED  # eager: the task's own retries ran out at once
     dead = WebhookDelivery.objects.get(action=action)
     assert dead.status == WebhookDelivery.Status.DEAD
+    assert AuditEvent.objects.filter(action="webhook.dead").count() == 1  # one dead letter, not one per retry
     assert Report.objects.get(pk=report.pk).status == Report.Status.ACTIONING  # not claimed as removed
 
     with receiver_on(port) as received:

@@ -13,8 +13,9 @@ from django.core.management import CommandError, call_command
 
 from hashing.banks import ImportRow, bank_add_entries, bank_get_or_create, bank_import_entries
 from hashing.models import Bank, BankChange, BankEntry
+from tests.conftest import AS_ADMIN
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("admin_user")]
 
 
 def pdq(seed: int) -> str:
@@ -40,7 +41,7 @@ def test_import_reports_malformed_rows_by_line_number_and_imports_the_rest(tmp_p
     ]
     path = tmp_path / "bank.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    out, err = run("bank", "import", "partner-x", str(path))
+    out, err = run("bank", "import", *AS_ADMIN, "partner-x", str(path))
     assert "line 2: not JSON" in err
     assert "line 3: a pdq value is 64 hex characters" in err
     assert "line 5: unknown algorithm 'sha1'" in err
@@ -50,7 +51,7 @@ def test_import_reports_malformed_rows_by_line_number_and_imports_the_rest(tmp_p
     assert entries == {pdq(1): "import:bank.jsonl", "f" * 32: "partner:x"}
     assert BankChange.objects.filter(entry_id__in=BankEntry.objects.values("id")).count() == 2
 
-    out, _ = run("bank", "import", "partner-x", str(path))  # again: nothing new
+    out, _ = run("bank", "import", *AS_ADMIN, "partner-x", str(path))  # again: nothing new
     assert "0 added, 2 already there" in out
 
 
@@ -62,7 +63,7 @@ def test_csv_export_and_import_round_trip_between_banks(tmp_path: Path) -> None:
     rows = list(csv.DictReader(path.open()))
     assert [(r["algorithm"], r["value"], r["status"], r["source"]) for r in rows] == [
         ("pdq", pdq(3), "active", "case:TD-9"), ("phash", "0123456789abcdef", "active", "case:TD-9")]
-    out, _ = run("bank", "import", "copy", str(path), "--create", "--kind", "partner")
+    out, _ = run("bank", "import", *AS_ADMIN, "copy", str(path), "--create", "--kind", "partner")
     assert "2 added" in out
     assert Bank.objects.get(name="copy").kind == "partner"
     assert sorted(BankEntry.objects.filter(bank__name="copy").values_list("algorithm", flat=True)) == ["pdq", "phash"]
@@ -86,7 +87,7 @@ def test_a_big_import_shows_a_progress_bar_and_commits_in_batches(tmp_path: Path
         writer.writerow(["algorithm", "value"])
         for i in range(1200):
             writer.writerow(["pdq", pdq(1000 + i)])
-    _, err = run("bank", "import", "big", str(path), "--progress")
+    _, err = run("bank", "import", *AS_ADMIN, "big", str(path), "--progress")
     assert "importing into big" in err and "100%" in err
     assert BankEntry.objects.filter(bank__name="big").count() == 1200
 
@@ -105,9 +106,9 @@ def test_import_into_a_missing_bank_says_how_to_create_it(tmp_path: Path) -> Non
     path = tmp_path / "x.jsonl"
     path.write_text("")
     with pytest.raises(CommandError, match="no bank named 'nope'"):
-        run("bank", "import", "nope", str(path))
+        run("bank", "import", *AS_ADMIN, "nope", str(path))
     with pytest.raises(CommandError, match="--format"):
-        run("bank", "import", "nope", str(tmp_path / "x.txt"), "--create")
+        run("bank", "import", *AS_ADMIN, "nope", str(tmp_path / "x.txt"), "--create")
 
 
 def test_list_shows_each_bank_with_its_counts() -> None:
@@ -122,14 +123,15 @@ def test_list_shows_each_bank_with_its_counts() -> None:
 
 def test_configure_sets_a_banks_thresholds_and_enables_or_disables_it() -> None:
     bank = bank_get_or_create(name="partner-y")
-    out, _ = run("bank", "configure", "partner-y", "--threshold", "pdq=24", "--threshold", "PHash=8", "--disable")
+    out, _ = run("bank", "configure", *AS_ADMIN, "partner-y", "--threshold", "pdq=24", "--threshold", "PHash=8",
+                 "--disable")
     assert out.strip() == "partner-y: disabled, thresholds: pdq=24, phash=8"
     bank.refresh_from_db()
     assert bank.thresholds == {"pdq": 24, "phash": 8} and not bank.enabled
 
-    out, _ = run("bank", "configure", "partner-y", "--threshold", "pdq=10")  # replaces, keeps the state
+    out, _ = run("bank", "configure", *AS_ADMIN, "partner-y", "--threshold", "pdq=10")  # replaces, keeps the state
     assert out.strip() == "partner-y: disabled, thresholds: pdq=10"
-    out, _ = run("bank", "configure", "partner-y", "--enable", "--default-thresholds")
+    out, _ = run("bank", "configure", *AS_ADMIN, "partner-y", "--enable", "--default-thresholds")
     assert out.strip() == "partner-y: enabled, thresholds: defaults"
     bank.refresh_from_db()
     assert bank.thresholds == {} and bank.enabled
@@ -145,11 +147,11 @@ def test_configure_refuses_unusable_thresholds_and_changes_nothing() -> None:
         ([], "Nothing to change"),
     ]:
         with pytest.raises(CommandError, match=message):
-            run("bank", "configure", "partner-z", *args)
+            run("bank", "configure", *AS_ADMIN, "partner-z", *args)
     bank = Bank.objects.get(name="partner-z")
     assert bank.thresholds == {} and bank.enabled
     with pytest.raises(CommandError, match="no bank named 'nope'"):
-        run("bank", "configure", "nope", "--disable")
+        run("bank", "configure", *AS_ADMIN, "nope", "--disable")
 
 
 def test_match_prints_each_files_matches_as_a_json_line(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Helpers shared by the legal-workflow tests (issue 7): reports, decisions, a loopback HTTP receiver."""
+"""Helpers shared by the legal-workflow tests (issue 7): reports, decisions, a loopback HTTP receiver, and
+the platform's check of a takedown webhook."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from django.contrib.auth.models import User
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from moderation.models import ApiKey, Decision, Report, ReviewTask
 from moderation.services.api_keys import api_key_create
@@ -75,12 +77,30 @@ def loopback_server(answer: Callable[[Received, int], tuple[int, dict[str, Any]]
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(Handler) as url:
+        receiver.url = url
+        yield receiver
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], *, port: int = 0) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 (a free port, or ``port``) in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield receiver
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def webhook_verified(received: Received, secret: str) -> bool:
+    """What a platform does with a takedown webhook: verify it with the Standard Webhooks library (signature
+    over id, timestamp and body; the timestamp within 5 minutes)."""
+    try:
+        Webhook(secret).verify(received.body, received.headers)
+    except WebhookVerificationError:
+        return False
+    return True

@@ -18,6 +18,7 @@ from django.test import Client
 
 from moderation.audit import GENESIS_HASH, audit_record, audit_verify, event_hash
 from moderation.models import AuditEvent
+from moderation.observability.request_id import request_id_bound
 from moderation.roles import MODERATOR, SENIOR
 from moderation.services import claims
 from tests.moderation.console_helpers import make_case, user_with_role
@@ -64,7 +65,7 @@ def test_existing_callers_still_work_and_new_keyword_arguments_are_stored() -> N
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("column", "value"), [
     ("role", "admin"), ("source_ip", "198.51.100.9"), ("reason", "not_intimate"), ("after", '{"state": "open"}'),
-    ("before", None),
+    ("before", None), ("request_id", "forged-request-0001"),
 ])
 def test_rewriting_any_new_field_is_caught_by_verify_audit(column: str, value: Any) -> None:
     audit_record(actor="system", action="test.event", object_type="thing", object_id=0)
@@ -149,7 +150,8 @@ def test_the_audit_viewer_filters_by_actor_action_and_object(lead_client: tuple[
 def test_the_csv_export_has_every_selected_event_with_its_hashes(lead_client: tuple[Client, User]) -> None:
     client, lead = lead_client
     for n in range(3):
-        audit_record(actor="system", action="test.event", object_type="thing", object_id=n, reason=f"r{n}")
+        with request_id_bound(f"csv-request-{n:04d}"):
+            audit_record(actor="system", action="test.event", object_type="thing", object_id=n, reason=f"r{n}")
     response = client.get("/console/audit.csv?action=test.")
     assert response["Content-Type"].startswith("text/csv")
     assert response["Cache-Control"] == "private, no-store"
@@ -157,8 +159,10 @@ def test_the_csv_export_has_every_selected_event_with_its_hashes(lead_client: tu
     assert [r["reason"] for r in table] == ["r0", "r1", "r2"]
     for row in table:
         event = AuditEvent.objects.get(pk=int(row["id"]))
+        assert row["request_id"] == event.request_id == f"csv-request-{row['object_id'].zfill(4)}"
         assert row["hash"] == event.hash == event_hash(
             prev_hash=event.prev_hash, created_at=event.created_at, actor=event.actor, action=event.action,
-            object_type=event.object_type, object_id=event.object_id, data=event.data, reason=event.reason)
+            object_type=event.object_type, object_id=event.object_id, data=event.data, reason=event.reason,
+            request_id=row["request_id"])
     exported = AuditEvent.objects.get(action="audit.exported")
     assert exported.actor == f"user:{lead.pk}" and exported.role == "senior_moderator"

@@ -14,7 +14,7 @@ from moderation.audit import audit_record
 from moderation.models import ApiKey, AuditEvent, DemoContentItem
 from moderation.services.api_keys import api_key_authenticate
 from moderation.services.demo import demo_image_bytes
-from tests.conftest import make_image_bytes
+from tests.conftest import AS_ADMIN, make_image_bytes
 
 
 def run(*args: str) -> str:
@@ -64,8 +64,9 @@ def test_seed_demo_is_idempotent() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("admin_user")
 def test_create_api_key_prints_a_working_key_on_its_last_line_and_stores_only_its_hash() -> None:
-    key = run("create_api_key", "--kind", "platform", "--name", "Example").strip().splitlines()[-1]
+    key = run("create_api_key", *AS_ADMIN, "--kind", "platform", "--name", "Example").strip().splitlines()[-1]
     row = ApiKey.objects.get()
     assert key not in (row.key_hash, row.prefix) and row.key_hash != key
     assert api_key_authenticate(key, kind="platform") == row
@@ -73,19 +74,20 @@ def test_create_api_key_prints_a_working_key_on_its_last_line_and_stores_only_it
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("admin_user")
 def test_revoke_api_key_refuses_the_key_at_once_and_is_audited() -> None:
-    key = run("create_api_key", "--kind", "platform", "--name", "Example").strip().splitlines()[-1]
+    key = run("create_api_key", *AS_ADMIN, "--kind", "platform", "--name", "Example").strip().splitlines()[-1]
     assert api_key_authenticate(key, kind="platform") is not None  # now in this process's key cache
     prefix = key.split("_")[1]
-    output = run("revoke_api_key", prefix)
+    output = run("revoke_api_key", *AS_ADMIN, prefix)
     assert f"prefix {prefix}" in output and key not in output
     assert api_key_authenticate(key, kind="platform") is None
     event = AuditEvent.objects.get(action="api_key.revoked")
     assert event.data == {"kind": "platform", "name": "Example", "prefix": prefix}
     with pytest.raises(CommandError, match="revoked already"):
-        run("revoke_api_key", key)  # the whole key works too; only its prefix is read
+        run("revoke_api_key", *AS_ADMIN, key)  # the whole key works too; only its prefix is read
     with pytest.raises(CommandError, match="No API key has the prefix"):
-        run("revoke_api_key", "ffffffff")
+        run("revoke_api_key", *AS_ADMIN, "ffffffff")
 
 
 @pytest.mark.django_db

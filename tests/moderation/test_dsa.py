@@ -3,6 +3,7 @@ an independent validator and by a stub server on loopback), the command, and the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -13,9 +14,17 @@ import pytest
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.management import call_command
+from django.utils import timezone
 
-from moderation.models import Decision, Report, ReportedItem, StatementOfReasons
-from moderation.services.dsa import statement_build, statements_for_decision, statements_submit
+from moderation import http
+from moderation.models import AuditEvent, Decision, Report, ReportedItem, StatementOfReasons
+from moderation.services.dsa import (
+    SUBMIT_RETRY,
+    statement_build,
+    statements_for_decision,
+    statements_submit,
+    submit_client,
+)
 from tests.moderation.legal_helpers import Received, loopback_server, submit, take_down
 
 # The Transparency Database's rules as LEGAL.md states them, written out independently of the code under test.
@@ -196,18 +205,104 @@ def test_the_client_submits_in_batches_of_at_most_100_with_the_bearer_token() ->
     assert server.requests == []
 
 
+def _counting_client(sleeps: list[float]) -> http.HttpClient:
+    """The submitter's own client and retry policy, its waits recorded instead of slept."""
+    return dataclasses.replace(submit_client(), sleep=sleeps.append)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_refused_batch_is_recorded_and_sent_again_next_time() -> None:
+def test_a_refused_batch_becomes_a_dead_letter_that_the_next_run_does_not_send_again() -> None:
     _many_statements(3)
     StatementOfReasons.objects.filter(puid="takedown-bulk-0").update(
         payload={**StatementOfReasons.objects.get(puid="takedown-bulk-0").payload, "category": "STATEMENT_CATEGORY_X"})
+    sleeps: list[float] = []
     with loopback_server(stub_database) as server:
-        result = statements_submit(endpoint=server.url, token=TOKEN)
-    assert result.failed == 3 and "422" in result.errors[0]
-    assert StatementOfReasons.objects.filter(submitted_at__isnull=True, submit_error__contains="422").count() == 3
+        result = statements_submit(endpoint=server.url, token=TOKEN, client=_counting_client(sleeps))
+    assert len(server.requests) == 1 and sleeps == []  # a 4xx is not retried
+    assert (result.refused, result.failed, result.submitted) == (3, 3, 0) and "422" in result.errors[0]
+    refused = StatementOfReasons.objects.filter(submitted_at__isnull=True, submit_refused_at__isnull=False)
+    assert refused.count() == 3
+    assert all("HTTP 422" in s.submit_error and "category" in s.submit_error for s in refused)
+    assert AuditEvent.objects.filter(action="statements.refused").count() == 1
+
+    with loopback_server(stub_database) as server:  # the next (hourly) run
+        again = statements_submit(endpoint=server.url, token=TOKEN)
+    assert server.requests == [] and (again.submitted, again.failed) == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_statement_is_listed_and_sent_again_only_when_asked(settings: Any) -> None:
+    _many_statements(2)
+    with loopback_server(lambda r, n: (400, {"message": "The puid field format is invalid."})) as server:
+        statements_submit(endpoint=server.url, token=TOKEN)
+    listed = io.StringIO()
+    call_command("dsa_statements", "--refused", stdout=listed)
+    lines = listed.getvalue().splitlines()
+    assert len(lines) == 2 and all("HTTP 400" in line and "puid field format" in line for line in lines)
+
     with loopback_server(stub_database) as server:
-        assert statements_submit(endpoint=server.url, token="wrong").failed == 3
+        settings.TAKEDOWN_DSA_ENDPOINT, settings.TAKEDOWN_DSA_TOKEN = server.url, TOKEN
+        out = io.StringIO()
+        call_command("dsa_statements", "--submit", stdout=out)  # not without --retry-refused
+        assert server.requests == [] and "submitted 0" in out.getvalue()
+        call_command("dsa_statements", "--submit", "--retry-refused", stdout=out)
+    assert len(server.requests) == 1 and "submitted 2" in out.getvalue()
+    assert not StatementOfReasons.objects.filter(submitted_at__isnull=True).exists()
+    assert not StatementOfReasons.objects.exclude(submit_refused_at=None).exists()
+    after = io.StringIO()
+    call_command("dsa_statements", "--refused", stdout=after)
+    assert after.getvalue() == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_filters_refused_statements_and_sends_them_again(client: Any, settings: Any) -> None:
+    _many_statements(2)
+    StatementOfReasons.objects.filter(puid="takedown-bulk-0").update(
+        submit_refused_at=timezone.now(), submit_error="HTTP 422: category is invalid")
+    admin = User.objects.create_superuser("root-admin", "root@example.org", "pw-root")
+    client.force_login(admin)
+    page = client.get("/admin/moderation/statementofreasons/?submission=refused").content.decode()
+    assert "takedown-bulk-0" in page and "HTTP 422: category is invalid" in page
+    assert "takedown-d" not in page  # the pending statement is not a dead letter
+    refused = StatementOfReasons.objects.get(puid="takedown-bulk-0")
+    with loopback_server(stub_database) as server:
+        settings.TAKEDOWN_DSA_ENDPOINT, settings.TAKEDOWN_DSA_TOKEN = server.url, TOKEN
+        client.post("/admin/moderation/statementofreasons/", {
+            "action": "send_again", "_selected_action": [refused.pk]})
+    assert [s["puid"] for s in server.requests[0].json()["statements"]] == ["takedown-bulk-0"]
+    refused.refresh_from_db()
+    assert refused.submitted_at is not None and refused.submit_refused_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_503_is_retried_with_backoff_within_the_run_and_then_submitted() -> None:
+    _many_statements(2)
+    sleeps: list[float] = []
+
+    def busy_then_up(received: Received, n: int) -> tuple[int, dict[str, Any]]:
+        return (503, {"message": "maintenance"}) if n < 2 else stub_database(received, n)
+
+    with loopback_server(busy_then_up) as server:
+        result = statements_submit(endpoint=server.url, token=TOKEN, client=_counting_client(sleeps))
+    assert len(server.requests) == 3 and (result.submitted, result.failed) == (2, 0)
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0  # doubling, jittered
+    assert not StatementOfReasons.objects.filter(submitted_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stays_down_or_a_wrong_token_leaves_the_statements_for_the_next_run() -> None:
+    _many_statements(2)
+    sleeps: list[float] = []
+    with loopback_server(lambda r, n: (503, {})) as server:
+        down = statements_submit(endpoint=server.url, token=TOKEN, client=_counting_client(sleeps))
+    assert len(server.requests) == SUBMIT_RETRY.attempts and (down.failed, down.refused) == (2, 0)
+    with loopback_server(stub_database) as server:
+        wrong = statements_submit(endpoint=server.url, token="wrong")
+    assert (wrong.failed, wrong.refused) == (2, 0)  # our set-up, not the statements: no dead letter
     assert "401" in StatementOfReasons.objects.first().submit_error  # type: ignore[union-attr]
+    assert not StatementOfReasons.objects.exclude(submit_refused_at=None).exists()
+    with loopback_server(stub_database) as server:
+        assert statements_submit(endpoint=server.url, token=TOKEN).submitted == 2
 
 
 @pytest.mark.django_db

@@ -16,7 +16,7 @@ from moderation.models import ApiKey, AuditEvent, Report, ReviewTask
 from moderation.services.api_keys import api_key_create
 from moderation.services.intake import DuplicateNotice, Notice, report_submit
 from moderation.services.triage import TRUSTED_FLAGGER_POINTS
-from tests.conftest import notice_payload
+from tests.conftest import AS_ADMIN, notice_payload
 
 URL = "/api/v1/notices"
 
@@ -37,21 +37,23 @@ def notice(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("admin_user")
 def test_create_api_key_makes_a_flagger_key_for_a_source_and_refuses_one_without() -> None:
     out = StringIO()
-    call_command("create_api_key", "--kind", "flagger", "--name", "eSafety Commissioner", "--source", "esafety",
-                 stdout=out)
+    call_command("create_api_key", *AS_ADMIN, "--kind", "flagger", "--name", "eSafety Commissioner", "--source",
+                 "esafety", stdout=out)
     key = out.getvalue().strip().splitlines()[-1]
     row = ApiKey.objects.get()
     assert (row.kind, row.source, row.name) == ("flagger", "esafety", "eSafety Commissioner")
     assert key not in str(AuditEvent.objects.get(action="api_key.created").data)
     with pytest.raises(CommandError, match="--source"):
-        call_command("create_api_key", "--kind", "flagger", "--name", "No source", stdout=StringIO())
+        call_command("create_api_key", *AS_ADMIN, "--kind", "flagger", "--name", "No source", stdout=StringIO())
     with pytest.raises(CommandError, match="Only flagger keys"):
-        call_command("create_api_key", "--kind", "platform", "--name", "Host", "--source", "esafety",
+        call_command("create_api_key", *AS_ADMIN, "--kind", "platform", "--name", "Host", "--source", "esafety",
                      stdout=StringIO())
     with pytest.raises(CommandError):  # a source a flagger may not file as
-        call_command("create_api_key", "--kind", "flagger", "--name", "X", "--source", "web", stdout=StringIO())
+        call_command("create_api_key", *AS_ADMIN, "--kind", "flagger", "--name", "X", "--source", "web",
+                     stdout=StringIO())
     assert ApiKey.objects.count() == 1
 
 

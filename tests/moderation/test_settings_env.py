@@ -62,14 +62,14 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_nothing_set_but_a_key_gives_sqlite_eager_celery_and_debug_off(tmp_path: Path) -> None:
     result = _load_settings({"SECRET_KEY": "k" * 50, "TAKEDOWN_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == '["django.db.backends.sqlite3", true, false]'
+    assert result.stdout.strip() == '["django_prometheus.db.backends.sqlite3", true, false]'  # counted SQLite
 
 
 def test_postgres_and_redis_urls_switch_to_real_services(tmp_path: Path) -> None:
     result = _load_settings({"SECRET_KEY": "k" * 50, "DATABASE_URL": "postgres://u@127.0.0.1:5432/x",
                              "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == '["django.db.backends.postgresql", false, false]'
+    assert result.stdout.strip() == '["django_prometheus.db.backends.postgresql", false, false]'
 
 
 def test_debug_off_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:

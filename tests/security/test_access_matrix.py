@@ -10,22 +10,34 @@ login or to the case-lookup form.
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 
+from exchange.models import HashFeedback, KeyScope, PartnerPolicy, Remote
 from exchange.partners import partner_create, partner_key_create, partner_policy_set
-from hashing.models import Bank
-from moderation.models import ApiKey, DemoContentItem, Report
-from moderation.roles import ADMIN, MODERATOR, SENIOR, TRIAGE
+from exchange.signing import public_key_b64
+from hashing.banks import bank_add_entries
+from hashing.management.commands.bank import MANAGE_BANKS as BANK_COMMAND_PERMISSION
+from hashing.models import Bank, BankEntry
+from moderation.models import ApiKey, AuditEvent, DemoContentItem, Partner, Report
+from moderation.roles import ADMIN, MODERATOR, PERM_MANAGE_BANKS, SENIOR, TRIAGE
 from moderation.security.crypto import encrypt_media
 from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from moderation.services import decisions
@@ -90,6 +102,9 @@ ROWS: dict[str, list[Row]] = {
     "accounts/logout/": [Row("post", "/accounts/logout/", EVERYONE)],
     "healthz": [Row("get", "/healthz", EVERYONE)],
     "readyz": [Row("get", "/readyz", EVERYONE)],
+    # Prometheus' page: 404 unless TAKEDOWN_METRICS_TOKEN or _ALLOW is set, and no login opens it
+    # (tests/moderation/test_metrics.py tests the token and the allow-list).
+    "metrics": [Row("get", "/metrics", NOBODY)],
     "api/schema/": [Row("get", "/api/schema/", EVERYONE)],
     "api/docs/": [Row("get", "/api/docs/", EVERYONE)],
     # --- The built-in demo host platform (public content, like the host's own site) ---------------------
@@ -274,3 +289,129 @@ def test_only_the_reporter_with_the_pin_sees_the_case_on_the_status_page(world: 
     for persona in PERSONAS:
         page = client_as(persona, world).get("/status/").content.decode()
         assert (world.case_number in page) == (persona == REPORTER), persona
+
+
+# --- Managing banks, partners, API keys and users: the admin pages and the commands ------------------------
+# Each needs the admin role's permission (moderation.manage_banks / manage_partners / manage_users), checked
+# for every role. The console roles here are staff accounts that also hold every Django model permission on
+# these models, so that the role, not is_staff or a per-model grant, is what lets them in.
+MANAGERS = [ANON, TRIAGE, MODERATOR, SENIOR, ADMIN]  # the admin last: its commands change what others try
+MANAGED_MODELS = [BankEntry, PartnerPolicy, Remote, HashFeedback, KeyScope, User, Group, TokenProxy]
+
+# (what is managed, method, admin URL, form data for a POST)
+ADMIN_PAGES = [
+    ("banks", "get", "/admin/hashing/bankentry/", None),
+    ("banks", "get", "/admin/hashing/bankentry/{entry}/change/", None),
+    ("partners", "get", "/admin/exchange/partnerpolicy/", None),
+    ("partners", "get", "/admin/exchange/partnerpolicy/{policy}/change/", None),
+    ("partners", "get", "/admin/exchange/remote/", None),
+    ("partners", "get", "/admin/exchange/hashfeedback/", None),
+    ("api keys", "get", "/admin/exchange/keyscope/", None),
+    ("api keys", "get", "/admin/exchange/keyscope/{scope}/change/", None),
+    ("users", "get", "/admin/auth/user/", None),
+    ("users", "get", "/admin/auth/user/{user}/change/", None),
+    ("users", "get", "/admin/auth/user/{user}/password/", None),
+    ("users", "get", "/admin/auth/group/", None),
+    ("users", "post", "/admin/auth/group/add/", {"name": "made-in-the-admin"}),
+    ("users", "get", "/admin/authtoken/tokenproxy/", None),
+]
+
+
+def staff_managers(world: World) -> dict[str, User | None]:
+    """The console roles' users as staff accounts with every Django permission on the managed models."""
+    content_types = ContentType.objects.get_for_models(*MANAGED_MODELS, for_concrete_models=False).values()
+    perms = list(Permission.objects.filter(content_type__in=content_types))
+    users: dict[str, User | None] = {ANON: None}
+    for role in MANAGERS[1:]:
+        user = world.users[role]
+        User.objects.filter(pk=user.pk).update(is_staff=True)
+        user.user_permissions.add(*perms)
+        users[role] = User.objects.get(pk=user.pk)  # a fresh instance: no cached permissions
+    return users
+
+
+@pytest.mark.parametrize(("what", "method", "path", "data"), ADMIN_PAGES,
+                         ids=[f"{page[0]}:{page[1]} {page[2]}" for page in ADMIN_PAGES])
+def test_only_the_admin_role_manages_banks_partners_keys_and_users_in_the_django_admin(
+        what: str, method: str, path: str, data: dict[str, str] | None, world: World) -> None:
+    shared = Bank.objects.get(name="shared-with-partners")
+    entry = bank_add_entries(bank=shared, hashes=[("md5", "a" * 32)], source="test")[0]
+    values = {"entry": entry.pk, "policy": PartnerPolicy.objects.get().pk, "scope": KeyScope.objects.first().pk,
+              "user": world.users[TRIAGE].pk}
+    wrong = []
+    for persona, user in staff_managers(world).items():
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        body = {**data, "name": f"{data['name']}-{persona}"} if data else {}
+        response = getattr(client, method)(path.format(**values), body)
+        got = outcome(response)
+        if got != ("allowed" if persona == ADMIN else "denied"):
+            wrong.append(f"{method.upper()} {path} ({what}) as {persona}: {response.status_code}")
+    assert not wrong, "\n".join(wrong)
+    if data:  # the one write: only the admin's took effect
+        assert set(Group.objects.filter(name__startswith=data["name"]).values_list("name", flat=True)) == {
+            f"{data['name']}-{ADMIN}"}
+
+
+def _key_prefix(key: str) -> str:
+    return key.split("_")[1]
+
+
+def _managed_state() -> tuple[Any, ...]:
+    """Everything the commands below may change."""
+    return (BankEntry.objects.count(), sorted(Bank.objects.values_list("name", "enabled")),
+            sorted(Partner.objects.values_list("name", "trust_level")),
+            sorted(PartnerPolicy.objects.values_list("partner__name", "auto_action")),
+            sorted(ApiKey.objects.values_list("prefix", "revoked_at")), Remote.objects.count(),
+            AuditEvent.objects.count())
+
+
+# (what is managed, the command's arguments; {file}, {key_file}, {public}, {platform} and {partner} are filled in)
+COMMANDS = [
+    ("banks", ["bank", "import", "shared-with-partners", "{file}"]),
+    ("banks", ["bank", "configure", "shared-with-partners", "--disable"]),
+    ("partners", ["partner", "add", "newcomer", "--organisation", "Newcomer Ltd"]),
+    ("partners", ["partner", "policy", "partner", "--auto-action", "block_on_match"]),
+    ("partners", ["partner", "remote", "partner", "--url", "http://127.0.0.1:9", "--bank", "from-partner",
+                  "--public-key", "{public}", "--api-key-file", "{key_file}"]),
+    ("api keys", ["partner", "key", "partner", "--read", "shared-with-partners"]),
+    ("api keys", ["partner", "rotate", "{partner}"]),
+    ("api keys", ["create_api_key", "--kind", "platform", "--name", "another host"]),
+    ("api keys", ["revoke_api_key", "{platform}"]),
+]
+
+
+@pytest.mark.parametrize(("what", "args"), COMMANDS, ids=[" ".join(c[1][:2]) for c in COMMANDS])
+def test_only_the_admin_role_runs_the_commands_that_change_banks_partners_and_keys(
+        what: str, args: list[str], world: World, tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"algorithm": "md5", "value": "b" * 32}) + "\n")
+    (tmp_path / "remote-key").write_text("td_abcd1234_the-key-they-issued-us\n")
+    values = {"file": str(tmp_path / "rows.jsonl"), "key_file": str(tmp_path / "remote-key"),
+              "public": public_key_b64(Ed25519PrivateKey.generate().public_key()),
+              "platform": _key_prefix(world.keys[PLATFORM_KEY]), "partner": _key_prefix(world.keys[PARTNER_KEY])}
+    command = [arg.format(**values) for arg in args]
+    for persona in MANAGERS:
+        before, last_event = _managed_state(), AuditEvent.objects.order_by("id").values_list("id", flat=True).last()
+        user_args = [] if persona == ANON else ["--user", world.users[persona].username]
+        if persona != ADMIN:
+            with pytest.raises(CommandError, match="--user" if persona == ANON else "may not"):
+                call_command(*command, *user_args, stdout=io.StringIO(), stderr=io.StringIO())
+            assert _managed_state() == before, f"{' '.join(command)} as {persona} changed something"
+            continue
+        call_command(*command, *user_args, stdout=io.StringIO(), stderr=io.StringIO())
+        assert _managed_state() != before
+        events = AuditEvent.objects.filter(id__gt=last_event or 0)
+        assert {(e.actor, e.role) for e in events} <= {(f"user:{world.users[ADMIN].pk}", ADMIN)}
+        assert events.exists() or args[0] == "bank"  # hash banks write no audit events of their own
+
+
+def test_a_command_refuses_an_inactive_or_unknown_user_and_the_bank_permission_is_moderations(
+        world: World) -> None:
+    admin = world.users[ADMIN]
+    User.objects.filter(pk=admin.pk).update(is_active=False)
+    with pytest.raises(CommandError, match="not active"):
+        call_command("create_api_key", "--user", admin.username, "--kind", "platform", "--name", "x")
+    with pytest.raises(CommandError, match="no user named 'nobody'"):
+        call_command("bank", "configure", "shared-with-partners", "--disable", "--user", "nobody")
+    assert BANK_COMMAND_PERMISSION == PERM_MANAGE_BANKS  # hashing names it by its string

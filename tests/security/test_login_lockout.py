@@ -51,3 +51,14 @@ def test_a_good_login_resets_the_count(mod: User, settings: Any) -> None:
     client.post("/accounts/logout/")
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         assert client.post("/accounts/login/", {"username": mod.username, "password": "guess"}).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_login_lockout_is_per_client_address(mod: User, settings: Any) -> None:
+    settings.TAKEDOWN_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    attacker = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attacker.post("/accounts/login/", {"username": mod.username, "password": "guess"})
+    # The same proxy forwards the moderator from another address: django-axes sees the client, not the proxy.
+    own = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="192.0.2.10")
+    response = own.post("/accounts/login/", {"username": mod.username, "password": "pw-lena-moderator"})
+    assert response.status_code == 302 and own.session.get("_auth_user_id") == str(mod.pk)

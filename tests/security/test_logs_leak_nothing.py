@@ -1,19 +1,25 @@
 """No media bytes, PIN, email address or API key reaches the logs: a whole flow runs with every logger at
-DEBUG, and every record (message, arguments, extra fields and formatted text) is searched for them."""
+DEBUG, and every record (message, arguments, extra fields and its text in both log formats, plain and JSON) is
+searched for them."""
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils.module_loading import import_string
 
+from moderation.celery import app as celery_app
 from moderation.models import ReviewTask
+from moderation.observability.request_id import RequestIdFilter
 from moderation.roles import MODERATOR
 from moderation.services.api_keys import api_key_create, api_key_revoke
 from tests.conftest import make_image_bytes, notice_payload
@@ -22,11 +28,19 @@ from tests.moderation.console_helpers import user_with_role
 EMAIL_WEB, EMAIL_API = "river.secret@example.org", "quinn.private@example.net"
 
 
+def json_formatter() -> logging.Formatter:
+    """The JSON formatter exactly as settings.LOGGING configures it."""
+    config = dict(django_settings.LOGGING["formatters"]["json"])
+    return import_string(config.pop("()"))(**config)  # type: ignore[no-any-return]
+
+
 class _Keep(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.records: list[logging.LogRecord] = []
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s %(pathname)s"))
+        self.json = json_formatter()
+        self.addFilter(RequestIdFilter())  # as on the console handler: records get their request_id
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
@@ -44,6 +58,9 @@ def test_the_loggers_that_would_dump_contexts_and_sql_stay_above_debug(settings:
 
 @pytest.fixture
 def captured() -> Iterator[_Keep]:
+    # The first task sent imports the tasks modules, and Celery's Django fix-up then runs django.setup() again,
+    # which configures logging anew and would drop the handler below mid-flow: import them first.
+    celery_app.loader.import_default_modules()
     handler = _Keep()
     loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
     levels = [(lg, lg.level, lg.disabled) for lg in loggers]
@@ -60,11 +77,12 @@ def captured() -> Iterator[_Keep]:
             lg.disabled = disabled
 
 
-def _texts(record: logging.LogRecord, handler: logging.Handler) -> list[str]:
+def _texts(record: logging.LogRecord, handler: _Keep) -> list[str]:
     texts = [str(record.msg), repr(record.args)]
     try:
         texts.append(record.getMessage())
         texts.append(handler.format(record))
+        texts.append(handler.json.format(record))
     except Exception as exc:  # a broken record is a bug of its own; still search what it holds
         texts.append(repr(exc))
     texts += [repr(v) for k, v in vars(record).items() if k not in ("msg", "args")]
@@ -133,3 +151,13 @@ def test_a_whole_flow_logs_no_media_pin_email_or_key(captured: _Keep, demo: Any,
             leaks += [f"{name} in {record.name}: {record.msg!r}"[:300] for name, value in secrets.items()
                       if value in text or value.lower() in text.lower()]
     assert not leaks, "\n".join(sorted(set(leaks)))
+
+    # In the JSON format every record is one object with the fields a log pipeline indexes; what was logged
+    # while serving a request carries that request's id: Django's response lines (written after the middleware
+    # returned) and django-axes' lines about login requests (not those about the test's force_login).
+    lines = [json.loads(captured.json.format(record)) for record in captured.records]
+    assert all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
+    served = [line for line in lines if line["logger"] == "django.request"
+              or (line["logger"].startswith("axes.") and "/accounts/login/" in line["message"])]
+    assert served and all(re.fullmatch(r"[0-9a-f]{32}", line["request_id"] or "") for line in served), [
+        line for line in served if not line["request_id"]]

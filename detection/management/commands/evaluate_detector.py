@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from detection.learned import data
 from detection.learned.evaluate import cross_validate, evaluate_folder
-from detection.learned.registry import WeightsError, card_markdown, default_weights_path, load
+from detection.learned.registry import WeightsError, card_markdown, default_weights_path, load_torch
 from detection.learned.train import TrainConfig, resolve_device
 
 
@@ -23,7 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--data", required=True, type=Path)
         parser.add_argument(
-            "--weights", type=Path, default=None, help="A .pt with its card (default: the shipped model)."
+            "--weights",
+            type=Path,
+            default=None,
+            help="A .pt with its card (default: the shipped model); evaluated with torch on --device.",
         )
         parser.add_argument(
             "--common-size",
@@ -75,10 +78,10 @@ class Command(BaseCommand):
             self._print_report(result["out_of_fold"], "out-of-fold")
         else:
             try:
-                model = load(options["weights"])
+                model = load_torch(options["weights"], device)
             except WeightsError as exc:
                 raise CommandError(str(exc)) from exc
-            result = evaluate_folder(model, directory, common, not options["no_robustness"], device, options["seed"])
+            result = evaluate_folder(model, directory, common, not options["no_robustness"], options["seed"])
             self._print_report(result["clean"], "clean")
             for name in ("jpeg_q70", "resize_0.5"):
                 if name in result:

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from detection.learned import data
 from detection.learned.evaluate import evaluate_processes, probabilities, report
+from detection.learned.export import ExportError, missing_requirement
+from detection.learned.network import TorchLogits
 from detection.learned.processes import PROCESSES, TRAIN_PROCESSES
 from detection.learned.registry import WEIGHTS_DIR, LoadedModel, save
 from detection.learned.train import TrainConfig, train
@@ -20,7 +22,8 @@ DECODE_SIDE = 1400  # photos are decoded at most this large: training uses short
 class Command(BaseCommand):
     help = (
         "Train the learned artefact model on real photos (DIR/real) and fakes made from them by generator-like "
-        "processes, optionally plus DIR/ai images; writes <version>.pt, its sha256 and model card."
+        "processes, optionally plus DIR/ai images; writes <version>.pt, its ONNX export <version>.onnx (what "
+        "scoring loads; needs the training extra's `onnx`), their sha256 and the model card."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -62,13 +65,16 @@ class Command(BaseCommand):
         unknown = [name for name in processes if name not in PROCESSES]
         if unknown:
             raise CommandError(f"--processes: unknown {', '.join(unknown)}; known: {', '.join(PROCESSES)}.")
+        missing = missing_requirement()  # before minutes of training, not after
+        if missing:
+            raise CommandError(missing)
         if options["threads"]:
             torch.set_num_threads(options["threads"])
         items = data.list_items(directory)
         held_out = set(options["hold_out"])
-        missing = held_out - {item.group for item in items}
-        if missing:
-            raise CommandError(f"--hold-out: no group {', '.join(sorted(missing))} under {directory}.")
+        absent = held_out - {item.group for item in items}
+        if absent:
+            raise CommandError(f"--hold-out: no group {', '.join(sorted(absent))} under {directory}.")
         real_train = [item for item in items if item.label == 0 and item.group not in held_out]
         ai_train = (
             [item for item in items if item.label == 1 and item.group not in held_out] if options["with_ai"] else []
@@ -102,7 +108,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         version = options["name"] or f"artefact-{datetime.datetime.now(datetime.UTC):%Y.%m.%d}"
-        model = LoadedModel(version, result.net, result.calibration, result.threshold, result.card)
+        model = LoadedModel(version, TorchLogits(result.net), result.calibration, result.threshold, result.card)
         card = result.card
         evaluation: dict[str, Any] = card["evaluation"]
         held_photos = [item for item in items if item.label == 0 and item.group in held_out]
@@ -121,13 +127,19 @@ class Command(BaseCommand):
             self.stderr.write(f"Testing on {len(unseen)} files never trained on, at {data.COMMON_SIDE} px ...")
             images = [data.common_size(data.load_rgb(item.path, max_side=2 * data.COMMON_SIDE)) for item in unseen]
             evaluation["unseen_files"] = report(unseen, probabilities(model, images), result.threshold, options["seed"])
-        weights = save(result.net, result.calibration, result.threshold, card, options["out"], version)
+        try:
+            weights = save(result.net, result.calibration, result.threshold, card, options["out"], version)
+        except ExportError as exc:
+            raise CommandError(str(exc)) from exc
+        saved = json.loads(weights.with_suffix(".json").read_text())
         self.stdout.write(
             json.dumps(
                 {
                     "version": version,
                     "weights": str(weights),
-                    "sha256": json.loads(weights.with_suffix(".json").read_text())["sha256"],
+                    "sha256": saved["sha256"],
+                    "onnx": saved["onnx"]["file"],
+                    "onnx_sha256": saved["onnx"]["sha256"],
                     "seconds": card["training"]["seconds"],
                     "evaluation": _headline(evaluation),
                 }

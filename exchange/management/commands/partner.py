@@ -1,4 +1,7 @@
-"""``manage.py partner add|policy|key|rotate|remote|list``: partners, their policy, keys and remotes."""
+"""``manage.py partner add|policy|key|rotate|remote|list``: partners, their policy, keys and remotes.
+
+Every subcommand but ``list`` changes them and needs ``--user``, an admin holding
+``moderation.manage_partners``, whom its audit events name as the actor."""
 
 from __future__ import annotations
 
@@ -19,9 +22,15 @@ from exchange.partners import (
 from exchange.signing import BadPublicKey, check_public_key
 from exchange.validation import ExchangeError
 from hashing.banks import bank_get_or_create
+from hashing.management.command_user import add_user_argument
 from hashing.models import Bank
 from moderation.audit import audit_record
+from moderation.management.acting import acting_as
 from moderation.models import ApiKey, Partner
+from moderation.roles import PERM_MANAGE_PARTNERS
+
+CHANGES = {"add": "add partners", "policy": "change partners' policies", "key": "create partner keys",
+           "rotate": "rotate partner keys", "remote": "configure partners' remotes"}  # subcommand: what it does
 
 
 def _banks(names: list[str]) -> list[Bank]:
@@ -74,46 +83,52 @@ class Command(BaseCommand):
         remote.add_argument("--api-key-file", required=True, type=Path,
                             help="File holding the key the remote issued us (read once; never echoed).")
         remote.add_argument("--page-size", type=int, default=1000)
+        for parser_of_change in (add, policy, key, rotate, remote):
+            add_user_argument(parser_of_change)
         sub.add_parser("list", help="List partners, their policy, keys and remotes.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            getattr(self, f"_{options['action']}")(options)
-        except ExchangeError as exc:
-            raise CommandError(str(exc)) from exc
+        if options["action"] == "list":  # reads only: see docs/security.md, "Admin rights"
+            self._list(options)
+            return
+        with acting_as(options.get("user"), PERM_MANAGE_PARTNERS, CHANGES[options["action"]]) as actor:
+            try:
+                getattr(self, f"_{options['action']}")(options, actor)
+            except ExchangeError as exc:
+                raise CommandError(str(exc)) from exc
 
-    def _add(self, o: dict[str, Any]) -> None:
+    def _add(self, o: dict[str, Any], actor: str) -> None:
         partner = partner_create(name=o["name"], organisation=o["organisation"], trust_level=o["trust"],
                                  auto_action=o["auto_action"], allowed_banks=_banks(o["allow_bank"]),
-                                 public_keys=o["public_key"], actor="cli")
+                                 public_keys=o["public_key"], actor=actor)
         self.stdout.write(f"Added partner {partner.name!r}.")
 
-    def _policy(self, o: dict[str, Any]) -> None:
+    def _policy(self, o: dict[str, Any], actor: str) -> None:
         partner = _partner(o["name"])
         partner_policy_set(partner=partner, auto_action=o["auto_action"], trust_level=o["trust"],
                            allowed_banks=_banks(o["allow_bank"]) if o["allow_bank"] is not None else None,
-                           public_keys=o["public_key"], actor="cli")
+                           public_keys=o["public_key"], actor=actor)
         self.stdout.write(f"Updated the policy of {partner.name!r}.")
 
-    def _key(self, o: dict[str, Any]) -> None:
+    def _key(self, o: dict[str, Any], actor: str) -> None:
         partner = _partner(o["name"])
         row, key = partner_key_create(partner=partner, read_banks=_banks(o["read"]), write=o["write"],
-                                      feedback=o["feedback"], actor="cli")
+                                      feedback=o["feedback"], actor=actor)
         self.stdout.write(f"Created partner key (prefix {row.prefix}) for {partner.name!r}. Store it now; "
                           "it cannot be shown again:")
         self.stdout.write(key)
 
-    def _rotate(self, o: dict[str, Any]) -> None:
+    def _rotate(self, o: dict[str, Any], actor: str) -> None:
         try:
             old = ApiKey.objects.get(prefix=o["prefix"], kind=ApiKey.Kind.PARTNER)
         except ApiKey.DoesNotExist:
             raise CommandError(f"No partner key with prefix {o['prefix']!r}.") from None
-        row, key = partner_key_rotate(api_key=old, actor="cli")
+        row, key = partner_key_rotate(api_key=old, actor=actor)
         self.stdout.write(f"Revoked {old.prefix}; new key (prefix {row.prefix}). Store it now; it cannot be "
                           "shown again:")
         self.stdout.write(key)
 
-    def _remote(self, o: dict[str, Any]) -> None:
+    def _remote(self, o: dict[str, Any], actor: str) -> None:
         partner = _partner(o["name"])
         try:
             public_key = check_public_key(o["public_key"])
@@ -133,8 +148,8 @@ class Command(BaseCommand):
             remote, created = Remote.objects.update_or_create(
                 partner=partner, defaults={"base_url": o["url"].rstrip("/"), "bank": bank, "public_key": public_key,
                                            "api_key": api_key, "page_size": o["page_size"]})
-            partner_policy_set(partner=partner, actor="cli")  # applies the auto-action to the bank
-            audit_record(actor="cli", action="exchange.remote_configured", object_type="partner",
+            partner_policy_set(partner=partner, actor=actor)  # applies the auto-action to the bank
+            audit_record(actor=actor, action="exchange.remote_configured", object_type="partner",
                          object_id=partner.pk, data={"url": remote.base_url, "bank": bank.name, "created": created})
         self.stdout.write(f"Remote of {partner.name!r} pulls into bank {bank.name!r}.")
 

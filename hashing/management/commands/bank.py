@@ -6,6 +6,10 @@ imported, a few thousand per transaction (``hashing.banks.IMPORT_BATCH_ROWS``).
 
 Configure enables or disables a bank or sets its per-algorithm match thresholds
 (``hashing.banks.bank_configure``); matching uses the new settings at the matcher's next refresh.
+
+Import and configure change banks: they need ``--user``, an active user holding ``moderation.manage_banks``
+(the admin role; checked by its name, since hashing does not import moderation). List and export only
+read, and stay open to whoever can run ``manage.py`` (docs/security.md, "Admin rights").
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from tqdm import tqdm
 
 from hashing.algorithms import ALGORITHMS
 from hashing.banks import ImportRow, InvalidThresholds, bank_configure, bank_get_or_create, bank_import_entries
+from hashing.management.command_user import add_user_argument, command_user
 from hashing.management.output import Unended
 from hashing.models import Bank, BankEntry
 
 FORMATS = ("jsonl", "csv")
 EXPORT_FIELDS = ["algorithm", "value", "status", "source", "created_at"]
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+MANAGE_BANKS = "moderation.manage_banks"  # moderation.roles.PERM_MANAGE_BANKS, by its name
+CHANGES = {"import": "import into banks", "configure": "configure banks"}  # subcommand: what it does
 
 
 
@@ -122,8 +129,12 @@ class Command(BaseCommand):
                                  "several. Replaces the bank's thresholds: algorithms not named use their default.")
         limits.add_argument("--default-thresholds", action="store_true",
                             help="Drop the bank's own thresholds: every algorithm uses its default.")
+        for parser_of_change in (imp, conf):
+            add_user_argument(parser_of_change)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] in CHANGES:
+            command_user(options.get("user"), MANAGE_BANKS, CHANGES[options["action"]])
         getattr(self, f"_{options['action']}")(options)
 
     def _list(self, options: dict[str, Any]) -> None:
