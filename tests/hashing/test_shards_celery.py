@@ -23,6 +23,7 @@ from hashing.matcher import prefix_shard
 from hashing.matching import match_hashes
 from hashing.models import BankEntry
 from moderation.celery import app as celery_app
+from moderation.services.readiness import scheduler_heartbeat_write
 from tests.conftest import redis_flushed_or_skip
 from tests.e2e.test_celery_worker import _database_url, _reset_connections, wait_for
 
@@ -65,6 +66,9 @@ def shard_workers(transactional_db: Any, tmp_path: Path) -> Iterator[list[subpro
     previous = {"task_always_eager": celery_app.conf.task_always_eager, "broker_url": celery_app.conf.broker_url}
     _reset_connections()
     celery_app.conf.update(task_always_eager=False, broker_url=BROKER_URL)
+    # With a broker, /readyz also wants celery beat's heartbeat; no beat runs here, so stand in for it once
+    # (fresh for TAKEDOWN_SCHEDULER_STALE_SECONDS), and readiness speaks of the shards alone.
+    scheduler_heartbeat_write()
     try:
         with override_settings(TAKEDOWN_MATCH_SHARDS=2):
             yield workers
