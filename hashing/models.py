@@ -22,6 +22,14 @@ class Bank(models.Model):
     # Per-algorithm match distance for this bank, e.g. {"pdq": 24}; an algorithm not named here uses its
     # default (hashing.algorithms). The matcher searches at the widest threshold and filters per bank.
     thresholds = models.JSONField(default=dict, blank=True)
+    # The share of HMA-compatible lookups this bank takes part in (HMA's ``matching_enabled_ratio``, 0.0 to 1.0:
+    # each lookup draws one number and the banks whose ratio reaches it take part). Only the HMA-compatible
+    # routes read it (moderation/hma, docs/hma.md); the scan API and case matching ignore it.
+    enabled_ratio = models.FloatField(default=1.0)
+    # Set when the bank was deleted through the HMA-compatible API: its entries are deleted (tombstones for
+    # partners' feeds; cases keep their matches as evidence), the bank is disabled, and HMA's routes no longer
+    # show it. Creating it again there brings the same bank back, empty.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,7 +8,7 @@ class ModerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from moderation.platforms import webhook  # noqa: F401 - registers the webhook settings check
+        from moderation.platforms import generic, webhook  # noqa: F401 - register the platform settings checks
         from moderation.roles import roles_sync
         from moderation.security import checks  # noqa: F401 - registers the media-key system checks
 

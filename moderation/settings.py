@@ -14,7 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from pythonjsonlogger.core import RESERVED_ATTRS
 
-from moderation.env import env_bool, env_int, env_list, env_networks, env_str
+from moderation.env import env_bool, env_int, env_list, env_networks, env_str, parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TAKEDOWN_VAR_DIR") or BASE_DIR / "var")
@@ -312,6 +312,22 @@ TAKEDOWN_SCAN_RESULT_HOURS = env_int("TAKEDOWN_SCAN_RESULT_HOURS", 24, minimum=1
 TAKEDOWN_DETECTOR_THREADS = env_int("TAKEDOWN_DETECTOR_THREADS", 1, minimum=0)
 # How content on the host platform is fetched and removed. "demo" is the built-in demo platform.
 TAKEDOWN_PLATFORM = env_str("TAKEDOWN_PLATFORM", "demo")
+# The safe fetcher (moderation/platforms/fetch.py), through which every adapter downloads reported content.
+# Largest download: 200 MiB holds a few minutes of phone video, and more than any image.
+TAKEDOWN_FETCH_MAX_BYTES = env_int("TAKEDOWN_FETCH_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
+# Seconds to connect; from sending the request to the answer's headers (and for each read after); for one
+# whole try. A failed connection or an answer that does not start in time is retried, a slow body is not.
+TAKEDOWN_FETCH_CONNECT_SECONDS = env_int("TAKEDOWN_FETCH_CONNECT_SECONDS", 5, minimum=1)
+TAKEDOWN_FETCH_FIRST_BYTE_SECONDS = env_int("TAKEDOWN_FETCH_FIRST_BYTE_SECONDS", 15, minimum=1)
+TAKEDOWN_FETCH_TOTAL_SECONDS = env_int("TAKEDOWN_FETCH_TOTAL_SECONDS", 120, minimum=1)
+# Tries per fetch, the first included, on 5xx, 408, 429 and connection failures (waits 0.5 s doubling to 5 s).
+TAKEDOWN_FETCH_ATTEMPTS = env_int("TAKEDOWN_FETCH_ATTEMPTS", 3, minimum=1)
+# Private, loopback or link-local networks the fetcher may connect to anyway (comma-separated CIDRs, e.g. a
+# test platform on 127.0.0.0/8). Empty in production: a reported link must never reach the internal network.
+TAKEDOWN_FETCH_ALLOW_NETWORKS = parse_networks("TAKEDOWN_FETCH_ALLOW_NETWORKS",
+                                               env_list("TAKEDOWN_FETCH_ALLOW_NETWORKS", []))
+# Private folder downloads stream to before they are stored encrypted (never served; created 0700).
+TAKEDOWN_FETCH_SPOOL_DIR = Path(env_str("TAKEDOWN_FETCH_SPOOL_DIR") or MEDIA_ROOT / "incoming")
 # Name of the bank that confirmed takedowns add their hashes to (re-upload blocking).
 TAKEDOWN_CONFIRMED_BANK = "confirmed-takedowns"
 # --- Matching (hashing.matcher) ---
@@ -355,6 +371,23 @@ TAKEDOWN_WEBHOOK_SECRET = env_str("TAKEDOWN_WEBHOOK_SECRET", "") or ""
 # Per POST. Each call makes one attempt; the carry_out_action task retries it (backoff + jitter, 8 retries),
 # then the delivery becomes a dead letter (docs/webhooks.md).
 TAKEDOWN_WEBHOOK_TIMEOUT_SECONDS = env_int("TAKEDOWN_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+# --- The generic "http" platform (TAKEDOWN_PLATFORM=http; docs/platforms.md, docs/platform-api.yaml) ---
+# The platform's resolve endpoint; the hosts whose URLs are its content (canonical host first, then aliases);
+# a regular expression their paths must match (empty: any path but "/"); the query parameters that identify
+# content (all others are dropped); the hosts download URLs may use (empty: the resolver's and location hosts).
+TAKEDOWN_HTTP_RESOLVE_URL = env_str("TAKEDOWN_HTTP_RESOLVE_URL", "") or ""
+TAKEDOWN_HTTP_LOCATION_HOSTS = env_list("TAKEDOWN_HTTP_LOCATION_HOSTS", [])
+TAKEDOWN_HTTP_LOCATION_PATHS = env_str("TAKEDOWN_HTTP_LOCATION_PATHS", "") or ""
+TAKEDOWN_HTTP_KEEP_PARAMS = env_list("TAKEDOWN_HTTP_KEEP_PARAMS", [])
+TAKEDOWN_HTTP_MEDIA_HOSTS = env_list("TAKEDOWN_HTTP_MEDIA_HOSTS", [])
+# How resolve requests are authenticated: "signature" (Standard Webhooks under TAKEDOWN_WEBHOOK_SECRET) or
+# "bearer" (Authorization: Bearer TAKEDOWN_HTTP_TOKEN).
+TAKEDOWN_HTTP_AUTH = env_str("TAKEDOWN_HTTP_AUTH", "signature") or "signature"
+TAKEDOWN_HTTP_TOKEN = env_str("TAKEDOWN_HTTP_TOKEN", "") or ""
+# An item whose platform stayed unavailable through the fetch's retries is fetched again by the beat task
+# items_refetch: first after this many seconds, then doubling up to the maximum, until it works.
+TAKEDOWN_REFETCH_FIRST_SECONDS = env_int("TAKEDOWN_REFETCH_FIRST_SECONDS", 300, minimum=1)
+TAKEDOWN_REFETCH_MAX_SECONDS = env_int("TAKEDOWN_REFETCH_MAX_SECONDS", 3600, minimum=1)
 # PIN lookups (web status form and GET /api/v1/reports/<case>): this many failures per case number or
 # per client address within the window locks lookups out for the lockout time.
 TAKEDOWN_PIN_MAX_FAILURES = env_int("TAKEDOWN_PIN_MAX_FAILURES", 5, minimum=1)
@@ -434,6 +467,7 @@ CELERY_BEAT_SCHEDULE = {
     "exchange-sync": {"task": "exchange.tasks.sync_partners", "schedule": float(TAKEDOWN_EXCHANGE_SYNC_SECONDS)},
     "outbox-sweep": {"task": "moderation.tasks.outbox_sweep", "schedule": 60.0},
     "scan-sweep": {"task": "moderation.tasks.scan_sweep", "schedule": 60.0},
+    "items-refetch": {"task": "moderation.tasks.items_refetch", "schedule": 60.0},  # "platform unavailable" items
     "scheduler-heartbeat": {"task": "moderation.tasks.scheduler_heartbeat",
                             "schedule": float(TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS),
                             # a heartbeat nobody ran within an interval is dropped: the next one says the same
@@ -447,6 +481,29 @@ if TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY and TAKEDOWN_STOPNCII_FETCH_HASHES_KEY:
 if TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY and TAKEDOWN_STOPNCII_SUBMIT_FEEDBACK_KEY:
     CELERY_BEAT_SCHEDULE["stopncii-feedback"] = {"task": "exchange.tasks.stopncii_feedback",
                                                  "schedule": float(TAKEDOWN_STOPNCII_FETCH_SECONDS)}
+
+# --- HMA-compatible API (moderation/hma; docs/hma.md) ---------------------------------------
+# Where Meta's Hasher-Matcher-Actioner routes are served: /hma/h/hash, /hma/m/lookup, /hma/c/banks, ... A
+# platform wired to HMA changes its base URL to https://<takedown>/hma. "" serves them at the root.
+TAKEDOWN_HMA_PREFIX = (env_str("TAKEDOWN_HMA_PREFIX", "hma/") or "").strip("/")
+TAKEDOWN_HMA_PREFIX = f"{TAKEDOWN_HMA_PREFIX}/" if TAKEDOWN_HMA_PREFIX else ""
+# HMA has no authentication; these routes need a platform key (Authorization: Api-Key <key> or Bearer <key>).
+# Callers from these networks (CIDRs, the client address as security/client.py reads it) may match and hash
+# without one: a drop-in switch for a platform that cannot send a header yet. Off by default: anyone who can
+# reach the server from such a network can then test whether content is banked (docs/hma.md, "Risks").
+TAKEDOWN_HMA_ALLOW_NETWORKS = env_networks("TAKEDOWN_HMA_ALLOW_NETWORKS", [])
+# Hosts that the routes taking a url= (GET /h/hash, GET /m/lookup, POST /c/bank/<name>/content) may fetch
+# from, through the safe fetcher (moderation/platforms/fetch.py). Empty, the default: those calls are refused
+# and the platform uploads the file instead; HMA fetches any URL unless its ALLOWED_HOSTNAMES says otherwise.
+TAKEDOWN_HMA_FETCH_HOSTS = env_list("TAKEDOWN_HMA_FETCH_HOSTS", [])
+# Banks of confirmed NCII: an HMA lookup that matches one counts in takedown_hma_confirmed_matches_total and
+# calls TAKEDOWN_HMA_MATCH_HOOK. Default: the bank that reviewed takedowns fill.
+TAKEDOWN_HMA_CONFIRMED_BANKS = env_list("TAKEDOWN_HMA_CONFIRMED_BANKS", [TAKEDOWN_CONFIRMED_BANK])
+# The policy for such a match: a dotted path called after the answer with one HmaConfirmedMatch (bank, entry
+# ids, API key id, route), e.g. to open a case. Empty, the default: counted only. HMA lookups carry no
+# location on the platform and no notice, so Takedown opens no case by itself (docs/hma.md, "Cases").
+TAKEDOWN_HMA_MATCH_HOOK = env_str("TAKEDOWN_HMA_MATCH_HOOK", "") or ""
+CELERY_BEAT_SCHEDULE["hma-reenable"] = {"task": "moderation.tasks.hma_reenable", "schedule": 60.0}
 
 # --- Metrics (docs/operations.md "Metrics") ----------------------------------------------------
 # /metrics answers a scrape carrying "Authorization: Bearer <TAKEDOWN_METRICS_TOKEN>", and/or one from an address

@@ -21,6 +21,7 @@ from moderation.services import (
     decisions,
     dsa,
     enforcement,
+    hma,
     intake,
     outbox,
     pipeline,
@@ -164,6 +165,19 @@ def score_scan(ticket_id: int) -> None:
 @retrying_task("moderation.tasks.scan_sweep")
 def scan_sweep() -> None:
     scan.scan_sweep()
+
+
+@retrying_task("moderation.tasks.items_refetch")
+def items_refetch() -> None:
+    """Fetch again the "platform unavailable" items that are due (beat, every minute; backoff per item)."""
+    for report_id in pipeline.items_refetch_due():
+        jobs.report_process(report_id)
+
+
+@retrying_task("moderation.tasks.hma_reenable")
+def hma_reenable() -> int:
+    """Re-enable HMA contents whose "disabled until" time has passed (beat, every minute; docs/hma.md)."""
+    return hma.hma_reenable_due()
 
 
 @shared_task(name="moderation.tasks.scheduler_heartbeat", ignore_result=True)

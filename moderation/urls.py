@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, JsonResponse
@@ -28,6 +29,7 @@ console_patterns = ([
     path("case/<int:task_id>/release", console.release, name="release"),
     path("case/<int:task_id>/escalate", console.escalate, name="escalate"),
     path("case/<int:task_id>/comment", console.comment, name="comment"),
+    path("item/<int:item_id>/refetch", console.item_refetch, name="item-refetch"),
     path("proposal/<int:proposal_id>/confirm", console.proposal_confirm, name="proposal-confirm"),
     path("proposal/<int:proposal_id>/reject", console.proposal_reject, name="proposal-reject"),
     path("media/<int:media_id>", console.media_file, name="media"),
@@ -61,6 +63,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("moderation.api.urls")),
+    # Meta's HMA routes for a platform switching from it (moderation/hma, docs/hma.md).
+    path(settings.TAKEDOWN_HMA_PREFIX, include("moderation.hma.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

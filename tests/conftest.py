@@ -165,3 +165,7 @@ def platform_key(db: Any) -> str:
 
     _row, key = api_key_create(kind="platform", name="host platform")
     return key
+
+
+# The loopback host platform (tests/platform_server), for tests of the "http" platform.
+from tests.platform_server.fixtures import loopback_platform  # noqa: E402, F401

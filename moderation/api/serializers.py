@@ -79,6 +79,8 @@ class PublicItem(serializers.Serializer):
     state = serializers.CharField()
     state_text = serializers.CharField()
     removed_at = serializers.DateTimeField(allow_null=True)
+    problem = serializers.CharField(allow_null=True, help_text='Why the item could not be fetched: "unprocessable: '
+                                    '<reason>" or "platform unavailable: <reason>"; null otherwise.')
 
 
 class PublicDecision(serializers.Serializer):

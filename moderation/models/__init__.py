@@ -8,6 +8,7 @@ from moderation.models.console import (
     MessageTemplate,
     ProposedDecision,
 )
+from moderation.models.hma import HmaContent
 from moderation.models.media import DetectionResult, Match, Media, MediaHash, VideoFrameHash, VideoMatch
 from moderation.models.operations import Heartbeat
 from moderation.models.platform import DemoContentItem
@@ -17,7 +18,8 @@ from moderation.models.scan import ScanTicket
 
 __all__ = [
     "Action", "ApiKey", "Appeal", "AuditChainHead", "AuditEvent", "CaseNote", "ChildSafetyReferral",
-    "ConsolePreference", "Decision", "DemoContentItem", "DetectionResult", "Heartbeat", "Match", "Media",
-    "MediaExposure", "MediaHash", "MessageTemplate", "Partner", "ProposedDecision", "Report", "ReportedItem",
-    "ReviewTask", "ScanTicket", "StatementOfReasons", "VideoFrameHash", "VideoMatch", "WebhookDelivery",
+    "ConsolePreference", "Decision", "DemoContentItem", "DetectionResult", "Heartbeat", "HmaContent", "Match",
+    "Media", "MediaExposure", "MediaHash", "MessageTemplate", "Partner", "ProposedDecision", "Report",
+    "ReportedItem", "ReviewTask", "ScanTicket", "StatementOfReasons", "VideoFrameHash", "VideoMatch",
+    "WebhookDelivery",
 ]

@@ -83,6 +83,9 @@ class ReportedItem(models.Model):
         PENDING = "pending", "Waiting to be fetched"
         RESOLVED = "resolved", "Fetched"
         UNPROCESSABLE = "unprocessable", "Could not be processed"
+        # The platform did not answer after the fetch's retries: fetched again on a schedule (with backoff) or
+        # when a moderator asks; the deadline runs on.
+        UNAVAILABLE = "unavailable", "Platform unavailable"
         REMOVED = "removed", "Removed"
         KEPT = "kept", "Not removed"
 
@@ -94,6 +97,16 @@ class ReportedItem(models.Model):
     # Shown to moderators when the item is unprocessable: what went wrong, in plain words.
     error = models.CharField(max_length=500, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    # What the platform said about the content when it was fetched (ContentSource.fetch's FetchedMedia): one
+    # location may hold several media items, each its own row with the same location and its ``part``.
+    part = models.PositiveSmallIntegerField(default=0)
+    content_type = models.CharField(max_length=100, blank=True)  # sniffed from the bytes, not the header
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    uploader_ref = models.CharField(max_length=200, blank=True)  # the platform's id or handle, never an email
+    posted_at = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    fetch_attempts = models.PositiveIntegerField(default=0)
+    next_fetch_at = models.DateTimeField(null=True, blank=True)  # when an unavailable item is fetched again
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

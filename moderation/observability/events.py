@@ -24,6 +24,10 @@ SCAN_SECONDS = Histogram("takedown_scan_duration_seconds",
                          "Seconds /api/v1/scan took to hash, match, record and answer an upload.", ["detection"],
                          buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 
+HMA_CONFIRMED_MATCHES = Counter("takedown_hma_confirmed_matches",
+                                "HMA-compatible lookups that matched a bank of confirmed NCII "
+                                "(TAKEDOWN_HMA_CONFIRMED_BANKS), by bank and route.", ["bank", "route"])
+
 # Every series exists from the start at 0, so rates and alerts see a first event as an increase.
 for _source in Report.Source.values:
     REPORTS_RECEIVED.labels(_source)
@@ -40,3 +44,7 @@ def report_received(source: str) -> None:
 def scan_answered(*, verdict: str, detection: str, seconds: float) -> None:
     SCANS.labels(verdict).inc()
     SCAN_SECONDS.labels(detection).observe(seconds)
+
+
+def hma_confirmed_match(*, bank: str, route: str) -> None:
+    HMA_CONFIRMED_MATCHES.labels(bank, route).inc()

@@ -131,7 +131,7 @@ class WebhookEnforcer:
 def webhook_settings_check(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """With the webhook enforcer, its URL and secret must be usable (``manage.py check``), not only at the
     first takedown."""
-    if settings.TAKEDOWN_ENFORCER != "webhook":
+    if settings.TAKEDOWN_ENFORCER not in ("webhook", "http"):  # "http" enforces by webhook
         return []
     try:
         WebhookEnforcer.from_settings()

@@ -21,6 +21,8 @@ PUBLIC_ITEM_STATES = {
     ReportedItem.State.PENDING: "We are fetching this item.",
     ReportedItem.State.RESOLVED: "We have this item and it is being reviewed.",
     ReportedItem.State.UNPROCESSABLE: "We could not process this item; a moderator will look at it.",
+    ReportedItem.State.UNAVAILABLE: "The platform is not answering; we will fetch this item again. Your case "
+                                    "is being handled in the meantime.",
     ReportedItem.State.REMOVED: "Removed.",
     ReportedItem.State.KEPT: "Not removed.",
 }
@@ -37,6 +39,7 @@ def report_public_status(report: Report) -> dict[str, Any]:
             "state": item.state,
             "state_text": PUBLIC_ITEM_STATES[ReportedItem.State(item.state)],
             "removed_at": item.removed_at.isoformat() if item.removed_at else None,
+            "problem": _problem(item),
         })
     return {
         "case_number": report.case_number,
@@ -53,3 +56,12 @@ def report_public_status(report: Report) -> dict[str, Any]:
         },
         "items": items,
     }
+
+
+def _problem(item: ReportedItem) -> str | None:
+    """Why an item could not be fetched, as "unprocessable: <reason>" or "platform unavailable: <reason>"."""
+    if item.state == ReportedItem.State.UNPROCESSABLE and item.error:
+        return f"unprocessable: {item.error}"
+    if item.state == ReportedItem.State.UNAVAILABLE:
+        return f"platform unavailable: {item.error}" if item.error else "platform unavailable"
+    return None

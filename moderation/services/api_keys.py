@@ -19,11 +19,13 @@ from moderation.security.secrets import hash_api_key, new_api_key
 FLAGGER_SOURCES = (Report.Source.TRUSTED_FLAGGER, Report.Source.ESAFETY)
 
 
-def api_key_create(*, kind: str, name: str, source: str = "", actor: str = SYSTEM) -> tuple[ApiKey, str]:
+def api_key_create(*, kind: str, name: str, source: str = "", curation: bool = False,
+                   actor: str = SYSTEM) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the key itself, which is never shown again.
 
     A flagger key names the ``source`` its notices are filed as (trusted flagger or eSafety); its name is
-    the sender's identity, recorded on each case it files.
+    the sender's identity, recorded on each case it files. A platform key with ``curation`` may also change
+    banks through the HMA-compatible curation routes (docs/hma.md).
     """
     if kind not in ApiKey.Kind.values:
         raise ValueError(f"Unknown key kind {kind!r}; use one of {', '.join(ApiKey.Kind.values)}.")
@@ -33,12 +35,15 @@ def api_key_create(*, kind: str, name: str, source: str = "", actor: str = SYSTE
         raise ValueError(f"A flagger key needs --source, one of {', '.join(FLAGGER_SOURCES)}.")
     if kind != ApiKey.Kind.FLAGGER and source:
         raise ValueError("Only flagger keys have a source.")
+    if curation and kind != ApiKey.Kind.PLATFORM:
+        raise ValueError("Only platform keys may curate banks (--curation).")
     prefix, key = new_api_key()
     with transaction.atomic():
         row = ApiKey.objects.create(kind=kind, name=name.strip(), prefix=prefix, key_hash=hash_api_key(key),
-                                    source=source)
+                                    source=source, curation=curation)
         audit_record(actor=actor, action="api_key.created", object_type="api_key", object_id=row.pk,
-                     data={"kind": kind, "name": row.name, "prefix": prefix, "source": source})
+                     data={"kind": kind, "name": row.name, "prefix": prefix, "source": source,
+                           "curation": curation})
     return row, key
 
 

@@ -22,6 +22,7 @@ from moderation import jobs
 from moderation.audit import SYSTEM, audit_batch, audit_record
 from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, ReportedItem, ReviewTask
 from moderation.observability import events
+from moderation.platforms import LocationRejected, get_content_source
 from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from moderation.services.api_keys import FLAGGER_SOURCES
 from moderation.services.banking import hashes_withdraw
@@ -35,7 +36,6 @@ from moderation.services.triage import task_create, task_ensure
 logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 50  # one report names at most this many locations and files together
-LOCATION_RE = re.compile(r"^(demo://content/\d{1,9}/?|https?://\S{1,2000})$")
 TAKE_IT_DOWN_URL = "https://takeitdown.ncmec.org/"
 
 
@@ -144,10 +144,8 @@ def notice_check(notice: Notice, uploads: list[Upload]) -> tuple[dict[str, list[
         add("locations", _("Please give at least one link to the content, or attach the image."))
     if len(notice.locations) + len(uploads) + len(notice.client_hashes) > MAX_ITEMS:
         add("locations", _("Please send at most %(n)d links and files in one report.") % {"n": MAX_ITEMS})
-    for index, location in enumerate(notice.locations, start=1):
-        if not LOCATION_RE.match(location.strip()):
-            add("locations", _("Link %(n)d is not a web address (https://...) or demo://content/<number>.")
-                % {"n": index})
+    for message in locations_normalise(notice.locations)[1]:
+        add("locations", message)
     for index, value in enumerate(notice.client_hashes, start=1):
         if not PDQ_HEX_RE.match(value):
             add("client_hashes", _("Fingerprint %(n)d is not a PDQ hash (64 hexadecimal characters).") % {"n": index})
@@ -168,6 +166,22 @@ def notice_check(notice: Notice, uploads: list[Upload]) -> tuple[dict[str, list[
         except MediaError as exc:
             add("files", _("File %(n)d: %(error)s") % {"n": index, "error": exc})
     return errors, infos
+
+
+def locations_normalise(locations: list[str]) -> tuple[list[str], list[str]]:
+    """The locations in the platform's canonical form, each once (in the order given), and a message for each
+    one that is not on this platform, naming its line (``ContentSource.normalise``)."""
+    source = get_content_source()
+    canonical: dict[str, None] = {}
+    problems: list[str] = []
+    for index, location in enumerate(locations, start=1):
+        try:
+            canonical[source.normalise(location)] = None
+        except LocationRejected as exc:
+            shown = location.strip()
+            shown = shown if len(shown) <= 100 else f"{shown[:97]}..."
+            problems.append(_("Link %(n)d (%(link)s): %(why)s") % {"n": index, "link": shown, "why": exc})
+    return list(canonical), problems
 
 
 def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
@@ -195,8 +209,8 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
     # transaction.
     with transaction.atomic(), audit_batch():
         report = _create_report(notice, pin_hash=hash_pin(pin), now=now, deadline_hours=hours, missing=missing)
-        ReportedItem.objects.bulk_create([ReportedItem(report=report, location=location) for location
-                                          in dict.fromkeys(loc.strip() for loc in notice.locations)])
+        ReportedItem.objects.bulk_create([ReportedItem(report=report, location=location)
+                                          for location in locations_normalise(notice.locations)[0]])
         media_ids: list[int] = []
         for upload, info in zip(uploads, infos, strict=True):
             media = media_store(data=upload.data, origin=Media.Origin.UPLOAD, info=info)

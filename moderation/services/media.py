@@ -12,10 +12,12 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from hashing.decode import ImageInfo, probe
+from hashing.errors import MediaTooLarge
 from hashing.video import VIDEO_MIMES, VideoInfo, looks_like_video, probe_video
 from moderation.models import Media
 from moderation.security.crypto import decrypt_media, encrypt_media
 
+MIB = 1024 * 1024
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
                "image/tiff": "tif", "image/bmp": "bmp", "image/heic": "heic", "image/avif": "avif", **VIDEO_MIMES}
 
@@ -56,6 +58,18 @@ def media_store(*, data: bytes, origin: str, info: MediaInfo | None = None) -> M
         # file we wrote is the same bytes and stays.
         return Media.objects.get(sha256=sha256)
     return media
+
+
+def media_store_file(*, path: str | os.PathLike[str], origin: str, max_bytes: int) -> Media:
+    """``media_store`` for bytes a platform adapter spooled to a private file (``FetchedMedia.path``), which the
+    safe fetcher already capped at ``max_bytes``. The file is read once here to validate, hash and encrypt it;
+    the caller removes it."""
+    size = os.path.getsize(path)
+    if size > max_bytes:  # the fetcher stops at the cap; an adapter's own file is checked here
+        raise MediaTooLarge(f"The file is {size // MIB} MB, more than the {max_bytes // MIB} MB Takedown accepts.")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return media_store(data=data, origin=origin)
 
 
 def media_read(media: Media) -> bytes:

@@ -7,7 +7,10 @@ task that runs twice (a retry, a redelivery after a worker died) changes nothing
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,42 +21,155 @@ from hashing.errors import MediaError
 from hashing.matching import match_hashes
 from moderation.audit import SYSTEM, audit_record
 from moderation.models import DetectionResult, Match, Media, MediaHash, Report, ReportedItem
-from moderation.platforms import ContentNotFound, get_content_source
-from moderation.services.media import media_read, media_store
+from moderation.platforms import (
+    ContentGone,
+    ContentNotFound,
+    ContentSource,
+    ContentUnfetchable,
+    FetchedMedia,
+    PlatformError,
+    PlatformRefused,
+    get_content_source,
+)
+from moderation.services.media import media_read, media_store_file
 from moderation.services.video import is_video, video_hash_and_match
 
 logger = logging.getLogger(__name__)
 
 
 def report_resolve(report_id: int) -> list[int]:
-    """Fetch every pending item of the report from the platform. Returns the ids of its media.
+    """Fetch every pending item of the report from the platform. Returns the ids of the report's media.
 
-    ``PlatformError`` (a platform that is down) propagates so the task retries; an item that does
-    not exist or is not an image becomes "unprocessable" with the reason, for moderators to see.
+    Each item ends resolved (its media stored), "unprocessable" with the reason (nothing there, refused by the
+    safe fetcher, not an image or video), or "platform unavailable" (the platform did not answer through the
+    fetcher's retries; fetched again later by :func:`items_refetch_due`, or when a moderator asks).
     """
     source = get_content_source()
     pending = ReportedItem.objects.filter(report_id=report_id, state=ReportedItem.State.PENDING).exclude(location="")
     for item in pending:
-        try:
-            data = source.fetch(item.location)
-            media = media_store(data=data, origin=Media.Origin.PLATFORM)
-        except (ContentNotFound, MediaError) as exc:
-            with transaction.atomic():
-                updated = ReportedItem.objects.filter(pk=item.pk, state=ReportedItem.State.PENDING).update(
-                    state=ReportedItem.State.UNPROCESSABLE, error=str(exc)[:500])
-                if updated:
-                    audit_record(actor=SYSTEM, action="item.unprocessable", object_type="item",
-                                 object_id=item.pk, data={"report": report_id, "error": str(exc)[:500]})
-            continue
-        with transaction.atomic():
-            updated = ReportedItem.objects.filter(pk=item.pk, state=ReportedItem.State.PENDING).update(
-                state=ReportedItem.State.RESOLVED, media=media)
-            if updated:
-                audit_record(actor=SYSTEM, action="item.resolved", object_type="item", object_id=item.pk,
-                             data={"report": report_id, "media": media.pk})
+        item_fetch(item, source)
     return sorted(set(
         ReportedItem.objects.filter(report_id=report_id).exclude(media=None).values_list("media_id", flat=True)
     ))
+
+
+def item_fetch(item: ReportedItem, source: ContentSource) -> None:
+    """Fetch one pending item and record what came of it (see :func:`report_resolve`)."""
+    attempts = item.fetch_attempts + 1
+    ReportedItem.objects.filter(pk=item.pk).update(fetch_attempts=attempts)
+    try:
+        fetched = source.fetch(item.location)
+    except PlatformError as exc:
+        _item_unavailable(item, attempts, str(exc))
+        return
+    except (ContentNotFound, ContentUnfetchable, PlatformRefused) as exc:
+        _item_unprocessable(item, _reason(exc))
+        return
+    try:
+        stored = [(one, media_store_file(path=one.path, origin=Media.Origin.PLATFORM,
+                                         max_bytes=settings.TAKEDOWN_FETCH_MAX_BYTES)) for one in fetched]
+    except (MediaError, OSError) as exc:
+        _item_unprocessable(item, str(exc))
+        return
+    finally:
+        for one in fetched:
+            one.discard()
+    _item_resolved(item, stored)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ContentGone):
+        return f"the platform says this content has been removed ({exc})"
+    if isinstance(exc, ContentNotFound):
+        return f"the platform has no content at this location ({exc})"
+    if isinstance(exc, PlatformRefused):
+        return f"the platform refused to give it ({exc})"
+    return str(exc)
+
+
+def _item_resolved(item: ReportedItem, stored: list[tuple[FetchedMedia, Media]]) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        first, media = stored[0]
+        updated = ReportedItem.objects.filter(pk=item.pk, state=ReportedItem.State.PENDING).update(
+            state=ReportedItem.State.RESOLVED, media=media, error="", next_fetch_at=None, fetched_at=now,
+            location=first.location or item.location, **_facts(first))
+        if not updated:
+            return  # fetched twice at once: the other fetch recorded it
+        for part, (one, more) in enumerate(stored[1:], start=1):  # a location with several media items
+            ReportedItem.objects.get_or_create(
+                report_id=item.report_id, location=one.location or item.location, part=part,
+                defaults={"media": more, "state": ReportedItem.State.RESOLVED, "fetched_at": now, **_facts(one)})
+        audit_record(actor=SYSTEM, action="item.resolved", object_type="item", object_id=item.pk,
+                     data={"report": item.report_id, "media": [m.pk for _, m in stored],
+                           "sources": [one.source_url for one, _ in stored][:10]})
+
+
+def _facts(one: FetchedMedia) -> dict[str, Any]:
+    return {"content_type": one.content_type[:100], "size_bytes": one.size, "uploader_ref": one.uploader[:200],
+            "posted_at": one.posted_at}
+
+
+def _item_unprocessable(item: ReportedItem, reason: str) -> None:
+    with transaction.atomic():
+        updated = ReportedItem.objects.filter(pk=item.pk, state=ReportedItem.State.PENDING).update(
+            state=ReportedItem.State.UNPROCESSABLE, error=reason[:500], next_fetch_at=None)
+        if updated:
+            audit_record(actor=SYSTEM, action="item.unprocessable", object_type="item", object_id=item.pk,
+                         data={"report": item.report_id, "error": reason[:500]})
+
+
+def _item_unavailable(item: ReportedItem, attempts: int, error: str) -> None:
+    """The platform stayed down through the fetcher's retries: fetch again later, waiting longer each time."""
+    wait = min(settings.TAKEDOWN_REFETCH_FIRST_SECONDS * 2 ** max(0, attempts - 1),
+               settings.TAKEDOWN_REFETCH_MAX_SECONDS)
+    when = timezone.now() + timedelta(seconds=wait)
+    with transaction.atomic():
+        updated = ReportedItem.objects.filter(pk=item.pk, state=ReportedItem.State.PENDING).update(
+            state=ReportedItem.State.UNAVAILABLE, error=error[:500], next_fetch_at=when)
+        if updated:
+            audit_record(actor=SYSTEM, action="item.unavailable", object_type="item", object_id=item.pk,
+                         data={"report": item.report_id, "error": error[:300], "attempts": attempts,
+                               "next_fetch_at": when.isoformat()})
+    logger.warning("item %s: platform unavailable (attempt %d); next fetch in %d s", item.pk, attempts, wait)
+
+
+def items_refetch_due(*, limit: int = 100) -> list[int]:
+    """Put "platform unavailable" items whose next fetch is due back to pending. The ids of their reports,
+    for the caller to process again."""
+    due = list(ReportedItem.objects.filter(state=ReportedItem.State.UNAVAILABLE, next_fetch_at__lte=timezone.now())
+               .order_by("next_fetch_at").values_list("pk", "report_id")[:limit])
+    reports = set()
+    for item_id, report_id in due:
+        if ReportedItem.objects.filter(pk=item_id, state=ReportedItem.State.UNAVAILABLE).update(
+                state=ReportedItem.State.PENDING):
+            reports.add(report_id)
+    return sorted(reports)
+
+
+class RefetchRefused(Exception):
+    """The item cannot be fetched again; the message says why."""
+
+
+def item_refetch(*, item_id: int, actor: str) -> int:
+    """A moderator asks for an unprocessable or unavailable item to be fetched again. Returns its report's id,
+    for the caller to process again; ``RefetchRefused`` when fetching again cannot help."""
+    with transaction.atomic():
+        item = ReportedItem.objects.select_for_update().filter(pk=item_id).first()
+        if item is None:
+            raise RefetchRefused("There is no such item.")
+        if not item.location:
+            raise RefetchRefused("This item is an uploaded file: there is nothing to fetch.")
+        if item.state not in (ReportedItem.State.UNPROCESSABLE, ReportedItem.State.UNAVAILABLE):
+            raise RefetchRefused(f"This item is {item.get_state_display().lower()}: only an unprocessable item or "
+                                 "one whose platform was unavailable is fetched again.")
+        if item.media_id is not None:
+            raise RefetchRefused("The file was fetched but cannot be read; fetching it again gives the same file.")
+        previous = item.error
+        ReportedItem.objects.filter(pk=item.pk).update(state=ReportedItem.State.PENDING, error="", next_fetch_at=None)
+        audit_record(actor=actor, action="item.refetch", object_type="item", object_id=item.pk,
+                     data={"report": item.report_id, "previous_state": item.state, "previous_error": previous[:200]})
+    return item.report_id
 
 
 def media_hash_and_match(media_id: int) -> Media:

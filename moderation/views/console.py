@@ -13,11 +13,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from moderation import jobs
 from moderation.console_forms import (
     ConsoleDecideForm,
     MessageTemplateForm,
@@ -25,7 +27,7 @@ from moderation.console_forms import (
     PreferenceForm,
     QueueFilterForm,
 )
-from moderation.models import Decision, Media, ProposedDecision, ReviewTask
+from moderation.models import Decision, Media, ProposedDecision, ReportedItem, ReviewTask
 from moderation.roles import (
     PERM_COMMENT,
     PERM_DECIDE,
@@ -41,7 +43,7 @@ from moderation.roles import (
 )
 from moderation.selectors import case as case_selectors
 from moderation.selectors import queue as queue_selectors
-from moderation.services import claims, decisions, exposure
+from moderation.services import claims, decisions, exposure, pipeline
 from moderation.services import dashboard as dash
 from moderation.services.media import MediaLinkInvalid, media_link_check, media_read
 from moderation.services.message_templates import message_choice, message_choices, message_template_save
@@ -191,6 +193,25 @@ def comment(request: HttpRequest, task_id: int) -> HttpResponse:
     except claims.InvalidDecision as exc:
         messages.error(request, str(exc))
     return redirect("console:case", task_id=task_id)
+
+
+@login_required
+@require_POST
+def item_refetch(request: HttpRequest, item_id: int) -> HttpResponse:
+    """A moderator asks for an unprocessable or unavailable item to be fetched from the platform again."""
+    require(request.user, PERM_DECIDE, "fetch items again")  # before the lookup: ids stay private
+    get_object_or_404(ReportedItem, pk=item_id)
+    task_id = request.POST.get("task", "")
+    try:
+        report_id = pipeline.item_refetch(item_id=item_id, actor=request.user.get_username())
+    except pipeline.RefetchRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        transaction.on_commit(lambda: jobs.report_process(report_id))
+        messages.success(request, "Fetching the item again; reload the page in a moment.")
+    if task_id.isdigit():
+        return redirect("console:case", task_id=int(task_id))
+    return redirect("console:queue")
 
 
 @login_required

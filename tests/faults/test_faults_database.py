@@ -49,7 +49,7 @@ class Stream:
 
 
 def post_report(base: str, n: int) -> Answer:
-    data = json.dumps(notice_payload(locations=[f"https://host.example/p/{n}"])).encode()
+    data = json.dumps(notice_payload(locations=[f"demo://content/{n}"])).encode()
     request = urllib.request.Request(f"{base}/api/v1/reports", data=data, method="POST",  # noqa: S310
                                      headers={"Content-Type": "application/json"})
     try:

@@ -45,6 +45,7 @@ CONSOLE = [
     Endpoint("release", "post", "/console/case/{task}/release", frozenset(STAFF)),
     Endpoint("escalate", "post", "/console/case/{task}/escalate", frozenset(STAFF), (("note", "please look"),)),
     Endpoint("comment", "post", "/console/case/{task}/comment", frozenset(STAFF), (("note", "a comment"),)),
+    Endpoint("item-refetch", "post", "/console/item/{item}/refetch", frozenset(DECIDERS)),
     Endpoint("proposal-confirm", "post", "/console/proposal/{proposal}/confirm", frozenset(LEADS)),
     Endpoint("proposal-reject", "post", "/console/proposal/{proposal}/reject", frozenset(LEADS),
              (("note", "no"),)),
@@ -88,7 +89,7 @@ def objects(image_bytes: Any) -> dict[str, int]:
     other = make_case()
     proposal = decisions.decision_propose(task_id=other.pk, user=proposer, outcome="child_safety",
                                        reason="possible_minor")
-    return {"task": task.pk, "media": media.pk, "proposal": proposal.pk}
+    return {"task": task.pk, "media": media.pk, "proposal": proposal.pk, "item": task.report.items.get().pk}
 
 
 def _user(role: str) -> User | None:
@@ -136,6 +137,6 @@ def test_api_endpoint_lets_in_exactly_its_roles(endpoint: Endpoint, role: str, o
 @pytest.mark.parametrize("endpoint", [e for e in CONSOLE if "{" in e.path], ids=lambda e: e.name)
 def test_an_outsider_cannot_tell_which_ids_exist(endpoint: Endpoint, client: Client) -> None:
     client.force_login(user_with_role("nosy", None))
-    path = endpoint.path.format(task=999999, media=999999, proposal=999999)
+    path = endpoint.path.format(task=999999, media=999999, proposal=999999, item=999999)
     response = getattr(client, endpoint.method)(path, dict(endpoint.data))
     assert response.status_code == 403

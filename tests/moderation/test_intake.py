@@ -108,5 +108,5 @@ def test_filing_a_link_only_report_costs_at_most_twelve_statements(demo: object,
     # The report, its items, its review task and its two audit events in one transaction (savepoints, the
     # chain head's lock and update included); 22 before the intake path was trimmed (docs/benchmarks.md).
     with django_assert_max_num_queries(12):  # type: ignore[operator]
-        report_submit(notice=notice(locations=["https://host.example/p/1", "https://host.example/p/2"]))
+        report_submit(notice=notice(locations=["demo://content/1", "demo://content/2"]))
     assert AuditEvent.objects.filter(action__in=("report.received", "task.created")).count() == 2

@@ -20,15 +20,19 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True)
         parser.add_argument("--source", default="", choices=["", *FLAGGER_SOURCES],
                             help="For --kind flagger: the source its notices are filed as.")
+        parser.add_argument("--curation", action="store_true",
+                            help="For --kind platform: the key may also change banks through the HMA-compatible "
+                                 "curation routes (/hma/c/...; docs/hma.md).")
         add_user_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         with acting_as(options["user"], PERM_MANAGE_PARTNERS, "create API keys") as actor:
             try:
                 row, key = api_key_create(kind=options["kind"], name=options["name"], source=options["source"],
-                                          actor=actor)
+                                          curation=options["curation"], actor=actor)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
-        self.stdout.write(f"Created {row.kind} key {row.name!r} (prefix {row.prefix}). Store it now; "
+        scope = " that may curate banks" if row.curation else ""
+        self.stdout.write(f"Created {row.kind} key{scope} {row.name!r} (prefix {row.prefix}). Store it now; "
                           "it cannot be shown again:")
         self.stdout.write(key)
