@@ -102,7 +102,9 @@ def test_the_file_path_agrees_on_large_jpegs_decoded_at_a_quarter_and_an_eighth(
 
 
 def test_the_array_path_is_the_reference_bit_for_bit_on_most_scenes(scenes):
-    exact = [pdq_hash(image) == reference(np.asarray(image)) for image in scenes.values()]
+    # Not the two pure gradients, whose coefficients tie the median within rounding (tests/hashing/test_pdq.py).
+    exact = [pdq_hash(image) == reference(np.asarray(image)) for name, image in scenes.items()
+             if not name.startswith("gradient_")]
     assert sum(exact) >= len(exact) - 2, exact
 
 
