@@ -2,7 +2,9 @@
 
 Import reads one entry per row, ``algorithm`` and ``value`` (hex) and optionally ``source`` and
 ``status``; a row that cannot be used is reported with its line number on stderr and the rest are
-imported, a few thousand per transaction (``hashing.banks.IMPORT_BATCH_ROWS``).
+imported. On PostgreSQL rows go in through COPY, ``hashing.banks.COPY_BATCH_ROWS`` per transaction and
+``--writers`` transactions at once; elsewhere through bulk inserts, ``hashing.banks.IMPORT_BATCH_ROWS`` per
+transaction. Each batch writes its ``BankChange`` rows, so matchers pick the entries up as batches commit.
 
 Configure enables or disables a bank or sets its per-algorithm match thresholds
 (``hashing.banks.bank_configure``); matching uses the new settings at the matcher's next refresh.
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +40,14 @@ EXPORT_FIELDS = ["algorithm", "value", "status", "source", "created_at"]
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 MANAGE_BANKS = "moderation.manage_banks"  # moderation.roles.PERM_MANAGE_BANKS, by its name
 CHANGES = {"import": "import into banks", "configure": "configure banks"}  # subcommand: what it does
+# Batches a PostgreSQL import writes at once: one connection each, while this process parses the next rows.
+# Two nearly double the rate on a 2-core server, where a single writer spends its time in index updates
+# (docs/benchmarks.md, "HMA"); more gain little and hold more connections.
+IMPORT_WRITERS = 2
+_HEX = re.compile("[0-9a-f]*")
+# Read once: the choices' ``values`` is rebuilt on every access, which a million rows notice.
+_STATUSES = tuple(BankEntry.Status.values)
+_ACTIVE = BankEntry.Status.ACTIVE.value
 
 
 
@@ -50,16 +62,18 @@ def check_row(line: int, data: Any) -> ImportRow | None:
         raise RowError("expected an object with 'algorithm' and 'value'")
     algorithm = str(data.get("algorithm") or "").strip().lower()
     value = str(data.get("value") or "").strip().lower()
-    if algorithm not in ALGORITHMS:
+    spec = ALGORITHMS.get(algorithm)
+    if spec is None:
         raise RowError(f"unknown algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
-    width = ALGORITHMS[algorithm].hex_length
-    if len(value) != width or any(c not in "0123456789abcdef" for c in value):
-        raise RowError(f"a {algorithm} value is {width} hex characters; got {value[:80]!r}")
-    status = str(data.get("status") or BankEntry.Status.ACTIVE).strip().lower()
-    if status not in BankEntry.Status.values:
-        raise RowError(f"unknown status {status!r}; use one of {', '.join(BankEntry.Status.values)}")
-    if status != BankEntry.Status.ACTIVE:
-        return None
+    if len(value) != spec.hex_length or not _HEX.fullmatch(value):
+        raise RowError(f"a {algorithm} value is {spec.hex_length} hex characters; got {value[:80]!r}")
+    status = data.get("status")
+    if status:
+        status = str(status).strip().lower()
+        if status not in _STATUSES:
+            raise RowError(f"unknown status {status!r}; use one of {', '.join(_STATUSES)}")
+        if status != _ACTIVE:
+            return None
     return ImportRow(line=line, algorithm=algorithm, value=value, source=str(data.get("source") or "")[:200])
 
 
@@ -86,13 +100,16 @@ def read_rows(handle: IO[str], fmt: str) -> Iterator[tuple[int, Any]]:
             except json.JSONDecodeError as exc:
                 yield number, RowError(f"not JSON: {exc.msg}")
         return
-    reader = csv.DictReader(handle)
-    missing = {"algorithm", "value"} - set(reader.fieldnames or [])
+    # csv.reader with the header zipped on here: DictReader's per-row checks cost a second per million rows.
+    reader = csv.reader(handle)
+    header = next(reader, [])
+    missing = {"algorithm", "value"} - set(header)
     if missing:
         raise CommandError(f"the CSV header must name the columns algorithm and value (missing: "
                            f"{', '.join(sorted(missing))})")
     for row in reader:
-        yield reader.line_num, row
+        if row:
+            yield reader.line_num, dict(zip(header, row, strict=False))
 
 
 class Command(BaseCommand):
@@ -116,6 +133,9 @@ class Command(BaseCommand):
         imp.add_argument("--kind", choices=Bank.Kind.values, default=Bank.Kind.LOCAL,
                          help="Kind of a bank made by --create.")
         imp.add_argument("--progress", action="store_true", help="Show the progress bar even when not on a terminal.")
+        imp.add_argument("--writers", type=int, default=IMPORT_WRITERS, metavar="N",
+                         help=f"Batches written at once on PostgreSQL, each on its own connection "
+                              f"(default {IMPORT_WRITERS}); 1 writes them one after another.")
         conf = sub.add_parser("configure", help="Enable or disable a bank, or set its match thresholds.")
         conf.add_argument("bank")
         state = conf.add_mutually_exclusive_group()
@@ -201,6 +221,9 @@ class Command(BaseCommand):
         fmt = options["format"] or _EXTENSIONS.get(path.suffix.lower())
         if fmt is None:
             raise CommandError(f"Cannot tell the format of {path.name}; pass --format jsonl or --format csv.")
+        if options["writers"] < 1:
+            raise CommandError(f"--writers is how many batches are written at once: 1 or more, not "
+                               f"{options['writers']}.")
         if options["create"]:
             bank = bank_get_or_create(name=options["bank"], kind=options["kind"])
         else:
@@ -213,30 +236,37 @@ class Command(BaseCommand):
         errors: list[str] = []
         skipped = 0
         show = options["progress"] or sys.stderr.isatty()
-        progress = tqdm(total=total, unit="row", file=Unended(self.stderr), disable=not show,
+        # The bar counts lines whose batch has committed (malformed and skipped lines before it included).
+        err = Unended(self.stderr)
+        progress = tqdm(total=total, unit="row", file=err, disable=not show,
                         desc=f"importing into {bank.name}")
 
         def good_rows(handle: IO[str]) -> Iterator[ImportRow]:
             nonlocal skipped
-            last = 0
             for line, data in read_rows(handle, fmt):
-                progress.update(line - last)
-                last = line
                 try:
                     if isinstance(data, Exception):
                         raise data
                     row = check_row(line, data)
                 except RowError as exc:
                     errors.append(f"line {line}: {exc}")
-                    self.stderr.write(errors[-1])
+                    progress.write(errors[-1], file=err)
                     continue
                 if row is None:
                     skipped += 1
                     continue
                 yield row
 
+        def committed(batch: list[ImportRow]) -> None:
+            progress.update(max(0, batch[-1].line - progress.n))
+
+        started = time.monotonic()
         with path.open(newline="", encoding="utf-8", errors="replace") as handle, progress:
-            result = bank_import_entries(bank=bank, rows=good_rows(handle),
-                                         source=options["source"] or f"import:{path.name}"[:200])
+            result = bank_import_entries(bank=bank, rows=good_rows(handle), writers=options["writers"],
+                                         source=options["source"] or f"import:{path.name}"[:200], on_batch=committed)
+            progress.update(total - progress.n)
+        elapsed = time.monotonic() - started
         self.stdout.write(f"Imported into {bank.name}: {result.added} added, {result.unchanged} already there, "
                           f"{skipped} not active (skipped), {len(errors)} malformed rows reported above.")
+        rows = result.added + result.unchanged + skipped + len(errors)
+        self.stderr.write(f"{rows} rows in {elapsed:.1f} s ({rows / max(elapsed, 1e-9):,.0f} rows/s).")
