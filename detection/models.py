@@ -3,6 +3,7 @@
 Exactly one version is *active* at a time (its score drives triage) or none (the shipped default
 weights are used); any number may run in *shadow*: they are scored and stored beside the active
 score, never used for priority, until an admin promotes one. Each version keeps its evaluation.
+That holds per kind: the artefact network and the embedding probe are versioned side by side.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ class DetectorVersion(models.Model):
         ACTIVE = "active", "Active (drives the score used for priority)"
         RETIRED = "retired", "Retired"
 
+    class Kind(models.TextChoices):
+        ARTEFACT = "artefact", "Artefact network (the model signal)"
+        PROBE = "probe", "Embedding probe (the embedding signal)"
+
     version = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ARTEFACT, db_index=True)
     weights_path = models.CharField(max_length=500)
     sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SHADOW, db_index=True)
@@ -28,7 +34,7 @@ class DetectorVersion(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["status"], condition=models.Q(status="active"), name="detector_one_active_version"
+                fields=["kind", "status"], condition=models.Q(status="active"), name="detector_one_active_per_kind"
             )
         ]
 

@@ -11,21 +11,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
+from detection.learned.probe import DEFAULT_VERSION as DEFAULT_PROBE_VERSION
+from detection.learned.probe import Probe
 from detection.learned.registry import DEFAULT_VERSION, LoadedModel
 from detection.signals.base import Signal, SignalFunction, open_untrusted
 from detection.signals.c2pa_manifest import c2pa_signal
+from detection.signals.embedding import embedding_signal
 from detection.signals.faces import faces_signal
 from detection.signals.metadata import metadata_signal
 from detection.signals.model import model_signal
 from detection.signals.watermark import watermark_signal
 
-SIGNALS_VERSION: str = "signals-v2"
+SIGNALS_VERSION: str = "signals-v3"
 """Names the set of signals and their weights; bump it whenever either changes."""
 
-MODEL_VERSION: str = f"{SIGNALS_VERSION}+{DEFAULT_VERSION}"
-"""What a stored score was made with: the signal set and the learned model's weights. Stored scores
+
+
+def version_name(model: str = DEFAULT_VERSION, probe: str = DEFAULT_PROBE_VERSION) -> str:
+    """What a stored score was made with: the signal set, the artefact model's and the probe's versions."""
+    return f"{SIGNALS_VERSION}+{model}+{probe}"
+
+
+MODEL_VERSION: str = version_name()
+"""What a stored score was made with: the signal set and the learned models' weights. Stored scores
 can then be told apart from scores a different version would give."""
 
 PRIOR: float = 0.2
@@ -47,7 +58,9 @@ EVIDENCE_CLIP: float = 0.01
 """Signal values are clipped to [0.01, 0.99] before combining: no single signal may claim
 certainty, and a value of exactly 0 or 1 would make the log-odds infinite."""
 
-SIGNALS: list[SignalFunction] = [metadata_signal, c2pa_signal, watermark_signal, model_signal, faces_signal]
+SIGNALS: list[SignalFunction] = [
+    metadata_signal, c2pa_signal, watermark_signal, model_signal, faces_signal, embedding_signal,
+]
 """The signals every image is scored with, in the order they are reported; each is
 `(bytes, image or None) -> Signal`."""
 
@@ -123,22 +136,43 @@ def combine_with_provenance(signals: Sequence[Signal], prior: float = PRIOR) -> 
     return score
 
 
-def score_image(image: Image.Image, data: bytes, model: LoadedModel | None = None) -> ScoreResult:
+def score_image(
+    image: Image.Image,
+    data: bytes,
+    model: LoadedModel | None = None,
+    *,
+    probe: Probe | None = None,
+    embedding: np.ndarray | None = None,
+    nearest: Sequence[dict[str, Any]] = (),
+) -> ScoreResult:
     """Score an image already opened from `data` (its bytes) with every signal in `SIGNALS`.
 
-    `model`, when given, replaces the default learned-model weights (a promoted or shadow version,
-    `detection.versions`); the result's `model_version` then names it."""
-    signals = [
-        model_signal(data, image, model=model)
-        if function is model_signal and model is not None
-        else function(data, image)
-        for function in SIGNALS
-    ]
-    version = MODEL_VERSION if model is None else f"{SIGNALS_VERSION}+{model.version}"
+    `model` and `probe`, when given, replace the default artefact weights and embedding probe (promoted or
+    shadow versions, `detection.versions`); the result's `model_version` then names them. `embedding`: the
+    image's embedding when already computed (it is stored once per sha256); `nearest`: confirmed examples
+    for the embedding signal's detail."""
+    signals = []
+    for function in SIGNALS:
+        if function is model_signal and model is not None:
+            signals.append(model_signal(data, image, model=model))
+        elif function is embedding_signal:
+            signals.append(embedding_signal(data, image, embedding=embedding, probe=probe, nearest=nearest))
+        else:
+            signals.append(function(data, image))
+    version = version_name(
+        model.version if model else DEFAULT_VERSION, probe.version if probe else DEFAULT_PROBE_VERSION
+    )
     return ScoreResult(score=round(combine_with_provenance(signals), 4), signals=signals, model_version=version)
 
 
-def score_bytes(data: bytes, model: LoadedModel | None = None) -> ScoreResult:
+def score_bytes(
+    data: bytes,
+    model: LoadedModel | None = None,
+    *,
+    probe: Probe | None = None,
+    embedding: np.ndarray | None = None,
+    nearest: Sequence[dict[str, Any]] = (),
+) -> ScoreResult:
     """Open an image file, check it decodes within the size limit, and score it.
 
     Raises `ScoringError` with a plain message for empty, unreadable, oversized or damaged input.
@@ -147,7 +181,7 @@ def score_bytes(data: bytes, model: LoadedModel | None = None) -> ScoreResult:
         raise ScoringError("The file is empty (0 bytes), so there is nothing to score; upload it again.")
     image = _open(data)
     with image:
-        return score_image(image, data, model)
+        return score_image(image, data, model, probe=probe, embedding=embedding, nearest=nearest)
 
 
 def _open(data: bytes) -> Image.Image:

@@ -107,6 +107,7 @@ def partner_policy_set(*, partner: Partner, auto_action: str | None = None,
         if trust_level is not None:
             partner.trust_level = trust_level
             partner.save(update_fields=["trust_level"])
+            policy.partner = partner  # the audit's "after" reads the trust level through the policy
         for bank in _partner_banks(partner):
             _apply_auto_action(bank, policy.auto_action)
         audit_record(actor=actor, action="partner.policy_changed", object_type="partner", object_id=partner.pk,

@@ -50,12 +50,19 @@ def bank_get_or_create(*, name: str, kind: str = Bank.Kind.LOCAL, description: s
 
 
 def bank_configure(*, bank: Bank, enabled: bool | None = None,
-                   thresholds: dict[str, int] | None = None) -> Bank:
-    """Enable or disable a bank, or set its per-algorithm thresholds. Takes effect on the next match."""
+                   thresholds: dict[str, int] | None = None, on_stream_match: str | None = None) -> Bank:
+    """Enable or disable a bank, set its per-algorithm thresholds, or what proactive scanning does on a match
+    (``Bank.OnStreamMatch``). Takes effect on the next match."""
     fields = ["updated_at"]
     if enabled is not None:
         bank.enabled = enabled
         fields.append("enabled")
+    if on_stream_match is not None:
+        if on_stream_match not in Bank.OnStreamMatch.values:
+            raise InvalidThresholds(f"on_stream_match must be one of {', '.join(Bank.OnStreamMatch.values)}; "
+                                    f"got {on_stream_match!r}")
+        bank.on_stream_match = on_stream_match
+        fields.append("on_stream_match")
     if thresholds is not None:
         for name, value in thresholds.items():
             algorithm = ALGORITHMS.get(name)

@@ -26,6 +26,15 @@ class Bank(models.Model):
     # each lookup draws one number and the banks whose ratio reaches it take part). Only the HMA-compatible
     # routes read it (moderation/hma, docs/hma.md); the scan API and case matching ignore it.
     enabled_ratio = models.FloatField(default=1.0)
+
+    class OnStreamMatch(models.TextChoices):
+        CASE = "case", "Open a case for moderators"
+        TAKEDOWN = "takedown", "Take down at once (automated; sampled for review)"
+
+    # What proactive scanning (the AT Protocol firehose scanner, docs/platforms.md "Proactive scanning") does
+    # when a new post matches this bank: open a case, or, for a bank of confirmed NCII only, take the post down
+    # with no human step (an automated decision, audited, a share sampled for human review afterwards).
+    on_stream_match = models.CharField(max_length=20, choices=OnStreamMatch.choices, default=OnStreamMatch.CASE)
     # Set when the bank was deleted through the HMA-compatible API: its entries are deleted (tombstones for
     # partners' feeds; cases keep their matches as evidence), the bank is disabled, and HMA's routes no longer
     # show it. Creating it again there brings the same bank back, empty.

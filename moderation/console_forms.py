@@ -23,6 +23,14 @@ class QueueFilterForm(forms.Form):
                                   choices=[("", "any"), ("yes", "has a match"), ("no", "no match")])
     score_min = forms.FloatField(required=False, min_value=0, max_value=1, label="Score from")
     score_max = forms.FloatField(required=False, min_value=0, max_value=1, label="Score to")
+    queue = forms.ChoiceField(required=False, choices=[])
+
+    def __init__(self, *args: object, queues: list[tuple[str, str]] | None = None, **kwargs: object):
+        """``queues``: (slug, name) of the named queues to filter by (selectors/queue.queue_choices)."""
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["queue"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [*_ANY, *(queues or []), ("none", "in no queue")]
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -37,7 +45,8 @@ class QueueFilterForm(forms.Form):
         return QueueFilters(state=d.get("state") or "", reason=d.get("reason") or "",
                             deadline_band=d.get("deadline") or "", assignee=(d.get("assignee") or "").strip(),
                             source=d.get("source") or "", has_match={"yes": True, "no": False}.get(has),
-                            score_min=d.get("score_min"), score_max=d.get("score_max"))
+                            score_min=d.get("score_min"), score_max=d.get("score_max"),
+                            queue=d.get("queue") or "")
 
 
 class ConsoleDecideForm(forms.Form):

@@ -56,6 +56,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    raw = env_str(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number; got {raw!r}") from exc
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) or value != value:
+        raise ImproperlyConfigured(f"{name} must be from {minimum} to {maximum}; got {raw!r}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = env_str(name)
     if raw is None:

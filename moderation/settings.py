@@ -14,7 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from pythonjsonlogger.core import RESERVED_ATTRS
 
-from moderation.env import env_bool, env_int, env_list, env_networks, env_str, parse_networks
+from moderation.env import env_bool, env_float, env_int, env_list, env_networks, env_str, parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TAKEDOWN_VAR_DIR") or BASE_DIR / "var")
@@ -290,6 +290,8 @@ TAKEDOWN_DEADLINE_HOURS = {
     "api": env_int("TAKEDOWN_DEADLINE_HOURS_API", 48, minimum=1),
     "trusted_flagger": env_int("TAKEDOWN_DEADLINE_HOURS_TRUSTED_FLAGGER", 48, minimum=1),
     "esafety": env_int("TAKEDOWN_DEADLINE_HOURS_ESAFETY", 24, minimum=1),
+    "platform": env_int("TAKEDOWN_DEADLINE_HOURS_PLATFORM", 48, minimum=1),  # in-app reports (AT Protocol)
+    "scanner": env_int("TAKEDOWN_DEADLINE_HOURS_SCANNER", 48, minimum=1),  # cases opened by proactive scanning
 }
 # Claim lease: a claimed case returns to the queue after this much inactivity.
 TAKEDOWN_CLAIM_LEASE_MINUTES = env_int("TAKEDOWN_CLAIM_LEASE_MINUTES", 30, minimum=1)
@@ -384,6 +386,49 @@ TAKEDOWN_HTTP_MEDIA_HOSTS = env_list("TAKEDOWN_HTTP_MEDIA_HOSTS", [])
 # "bearer" (Authorization: Bearer TAKEDOWN_HTTP_TOKEN).
 TAKEDOWN_HTTP_AUTH = env_str("TAKEDOWN_HTTP_AUTH", "signature") or "signature"
 TAKEDOWN_HTTP_TOKEN = env_str("TAKEDOWN_HTTP_TOKEN", "") or ""
+# --- AT Protocol (TAKEDOWN_PLATFORM=atproto / TAKEDOWN_ENFORCER=atproto; docs/platforms.md, "AT Protocol") ---
+# Where handles are resolved to DIDs (an AppView), and did:plc documents read (the PLC directory).
+TAKEDOWN_ATPROTO_APPVIEW_URL = env_str("TAKEDOWN_ATPROTO_APPVIEW_URL", "https://public.api.bsky.app") or ""
+TAKEDOWN_ATPROTO_PLC_URL = env_str("TAKEDOWN_ATPROTO_PLC_URL", "https://plc.directory") or ""
+# The web app's hosts whose /profile/<handle>/post/<rkey> links are reported (canonical first).
+TAKEDOWN_ATPROTO_WEB_HOSTS = env_list("TAKEDOWN_ATPROTO_WEB_HOSTS", ["bsky.app"])
+# Empty: media are fetched from whichever PDS the author's DID document names (its address must be public).
+# Host patterns (pds.example, *.host.bsky.network) narrow that to the PDSes listed.
+TAKEDOWN_ATPROTO_PDS_HOSTS = env_list("TAKEDOWN_ATPROTO_PDS_HOSTS", [])
+# The operator's Ozone moderation service: its URL, DID and admin password (Ozone's OZONE_ADMIN_PASSWORD).
+TAKEDOWN_ATPROTO_OZONE_URL = env_str("TAKEDOWN_ATPROTO_OZONE_URL", "") or ""
+TAKEDOWN_ATPROTO_OZONE_DID = env_str("TAKEDOWN_ATPROTO_OZONE_DID", "") or ""
+TAKEDOWN_ATPROTO_OZONE_ADMIN_PASSWORD = env_str("TAKEDOWN_ATPROTO_OZONE_ADMIN_PASSWORD", "") or ""
+# Private networks where the operator's own Ozone, AppView or PLC directory may be reached (an internal Ozone):
+# only requests to those three services may go there, never the fetches of reported posts and their media.
+TAKEDOWN_ATPROTO_SERVICE_NETWORKS = parse_networks("TAKEDOWN_ATPROTO_SERVICE_NETWORKS",
+                                                   env_list("TAKEDOWN_ATPROTO_SERVICE_NETWORKS", []))
+# The DID Ozone records as the author of Takedown's events (default: the moderation service's own DID).
+TAKEDOWN_ATPROTO_MODERATOR_DID = env_str("TAKEDOWN_ATPROTO_MODERATOR_DID", "") or ""
+# In-app reports with these reason types (the installed lexicons' NCII and sexual-deepfake reasons, and the older
+# catch-all "sexual") become cases; pulled from Ozone every this many seconds when Ozone is configured.
+TAKEDOWN_ATPROTO_REPORT_REASONS = env_list("TAKEDOWN_ATPROTO_REPORT_REASONS", [
+    "tools.ozone.report.defs#reasonSexualNCII", "tools.ozone.report.defs#reasonSexualDeepfake",
+    "com.atproto.moderation.defs#reasonSexual"])
+TAKEDOWN_ATPROTO_REPORTS_SECONDS = env_int("TAKEDOWN_ATPROTO_REPORTS_SECONDS", 60, minimum=5)
+# --- Proactive scanning: the firehose scanner (manage.py atproto_scan; docs/platforms.md "Proactive scanning") ---
+# The repository event stream to scan: a PDS's or a relay's com.atproto.sync.subscribeRepos (wss://host/xrpc/
+# com.atproto.sync.subscribeRepos). Empty: the scanner does not start. Images are downloaded from each author's PDS.
+TAKEDOWN_ATPROTO_FIREHOSE_URL = env_str("TAKEDOWN_ATPROTO_FIREHOSE_URL", "") or ""
+# The share (0 to 1) of automated takedowns whose case stays open for a person to review afterwards. 10 %: enough
+# reviews a week to see a bank go wrong early, few enough that automation still saves the moderators' time.
+TAKEDOWN_ATPROTO_SCAN_REVIEW_SAMPLE = env_float("TAKEDOWN_ATPROTO_SCAN_REVIEW_SAMPLE", 0.1, minimum=0.0, maximum=1.0)
+# The cursor (the seq of the last event fully processed) is saved at most this often, in seconds (0: after every
+# event). After a crash the events since are processed again, which opens nothing twice (services/automation.py).
+TAKEDOWN_ATPROTO_SCAN_CURSOR_SAVE_SECONDS = env_int("TAKEDOWN_ATPROTO_SCAN_CURSOR_SAVE_SECONDS", 1, minimum=0)
+# Reconnecting after the stream failed waits 1 s, doubling up to this many seconds (with jitter).
+TAKEDOWN_ATPROTO_SCAN_RECONNECT_MAX_SECONDS = env_int("TAKEDOWN_ATPROTO_SCAN_RECONNECT_MAX_SECONDS", 60, minimum=1)
+# An image whose PDS stays unavailable is tried this many rounds (each one the safe fetcher's own tries) before the
+# scanner logs it, counts it and goes on; the stream waits meanwhile (backpressure, nothing dropped unseen).
+TAKEDOWN_ATPROTO_SCAN_BLOB_ROUNDS = env_int("TAKEDOWN_ATPROTO_SCAN_BLOB_ROUNDS", 5, minimum=1)
+# Port on which the scanner process serves its Prometheus metrics (0: none; with PROMETHEUS_MULTIPROC_DIR set they
+# are part of /metrics instead).
+TAKEDOWN_ATPROTO_SCAN_METRICS_PORT = env_int("TAKEDOWN_ATPROTO_SCAN_METRICS_PORT", 0, minimum=0)
 # An item whose platform stayed unavailable through the fetch's retries is fetched again by the beat task
 # items_refetch: first after this many seconds, then doubling up to the maximum, until it works.
 TAKEDOWN_REFETCH_FIRST_SECONDS = env_int("TAKEDOWN_REFETCH_FIRST_SECONDS", 300, minimum=1)
@@ -473,6 +518,10 @@ CELERY_BEAT_SCHEDULE = {
                             # a heartbeat nobody ran within an interval is dropped: the next one says the same
                             "options": {"expires": float(TAKEDOWN_SCHEDULER_HEARTBEAT_SECONDS)}},
 }
+# In-app AT Protocol reports are pulled from Ozone (and closed there after a decision) once Ozone is configured.
+if TAKEDOWN_ATPROTO_OZONE_URL and TAKEDOWN_ATPROTO_REPORT_REASONS:
+    CELERY_BEAT_SCHEDULE["atproto-reports"] = {"task": "moderation.tasks.atproto_reports_sync",
+                                               "schedule": float(TAKEDOWN_ATPROTO_REPORTS_SECONDS)}
 # StopNCII jobs run on the beat only once StopNCII's keys are configured (the base URL has a default).
 TAKEDOWN_STOPNCII_FETCH_SECONDS = env_int("TAKEDOWN_STOPNCII_FETCH_SECONDS", 3600, minimum=60)
 if TAKEDOWN_STOPNCII_SUBSCRIPTION_KEY and TAKEDOWN_STOPNCII_FETCH_HASHES_KEY:
@@ -504,6 +553,8 @@ TAKEDOWN_HMA_CONFIRMED_BANKS = env_list("TAKEDOWN_HMA_CONFIRMED_BANKS", [TAKEDOW
 # location on the platform and no notice, so Takedown opens no case by itself (docs/hma.md, "Cases").
 TAKEDOWN_HMA_MATCH_HOOK = env_str("TAKEDOWN_HMA_MATCH_HOOK", "") or ""
 CELERY_BEAT_SCHEDULE["hma-reenable"] = {"task": "moderation.tasks.hma_reenable", "schedule": 60.0}
+# Delayed takedowns whose time has come (services/delayed_takedowns.py): a minute late at most.
+CELERY_BEAT_SCHEDULE["delayed-takedowns"] = {"task": "moderation.tasks.delayed_takedowns_release", "schedule": 60.0}
 
 # --- Metrics (docs/operations.md "Metrics") ----------------------------------------------------
 # /metrics answers a scrape carrying "Authorization: Bearer <TAKEDOWN_METRICS_TOKEN>", and/or one from an address
@@ -543,3 +594,20 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+
+# --- Embedding probe: learning from the moderators' decisions (docs/model-card.md, "Embedding probe") ------
+# Nearest confirmed cases in embedding space shown beside the score (case number, decision, distance).
+TAKEDOWN_EMBEDDING_NEIGHBOURS = env_int("TAKEDOWN_EMBEDDING_NEIGHBOURS", 3, minimum=0)
+# The retraining job runs this often (weekly by default) and trains a candidate probe only when at least
+# TAKEDOWN_PROBE_RETRAIN_MIN_NEW cases were confirmed since the last candidate; the candidate stays in shadow
+# with its figures on the admin's Detector versions page until a person promotes it.
+TAKEDOWN_PROBE_RETRAIN_SECONDS = env_int("TAKEDOWN_PROBE_RETRAIN_SECONDS", 7 * 24 * 3600, minimum=3600)
+TAKEDOWN_PROBE_RETRAIN_MIN_NEW = env_int("TAKEDOWN_PROBE_RETRAIN_MIN_NEW", 20, minimum=1)
+# Fewer confirmed examples of either class than this and no probe is trained (detection.learned.probe).
+TAKEDOWN_PROBE_MIN_PER_CLASS = env_int("TAKEDOWN_PROBE_MIN_PER_CLASS", 10, minimum=2)
+# Share of the latest confirmed cases held back to compare the candidate with the promoted probe (percent).
+TAKEDOWN_PROBE_HOLD_BACK_PERCENT = env_int("TAKEDOWN_PROBE_HOLD_BACK_PERCENT", 20, minimum=5)
+# Where retrained probes are written (one small JSON file each; its sha256 is registered).
+TAKEDOWN_PROBE_DIR = env_str("TAKEDOWN_PROBE_DIR") or str(VAR_DIR / "probes")
+CELERY_BEAT_SCHEDULE["probe-retrain"] = {"task": "moderation.tasks.probe_retrain",
+                                         "schedule": float(TAKEDOWN_PROBE_RETRAIN_SECONDS)}

@@ -7,6 +7,7 @@ through ``moderation/jobs.py``, which names these tasks; keep a task's name when
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
 from celery import Task, shared_task
@@ -17,14 +18,17 @@ from moderation import http, jobs
 from moderation.db_unavailable import UNAVAILABLE_ERRORS
 from moderation.platforms import PlatformError
 from moderation.services import (
+    atproto_reports,
     deadlines,
     decisions,
+    delayed_takedowns,
     dsa,
     enforcement,
     hma,
     intake,
     outbox,
     pipeline,
+    probe_training,
     readiness,
     retention,
     scan,
@@ -174,10 +178,22 @@ def items_refetch() -> None:
         jobs.report_process(report_id)
 
 
+@retrying_task("moderation.tasks.atproto_reports_sync")
+def atproto_reports_sync() -> dict[str, int]:
+    """In-app AT Protocol reports from Ozone become cases; closed cases close their reports there (beat)."""
+    return asdict(atproto_reports.ozone_reports_sync())
+
+
 @retrying_task("moderation.tasks.hma_reenable")
 def hma_reenable() -> int:
     """Re-enable HMA contents whose "disabled until" time has passed (beat, every minute; docs/hma.md)."""
     return hma.hma_reenable_due()
+
+
+@retrying_task("moderation.tasks.delayed_takedowns_release")
+def delayed_takedowns_release() -> list[int]:
+    """Carry out delayed takedowns whose time has come (beat, every minute; services/delayed_takedowns.py)."""
+    return delayed_takedowns.delayed_takedowns_release()
 
 
 @shared_task(name="moderation.tasks.scheduler_heartbeat", ignore_result=True)
@@ -185,3 +201,11 @@ def scheduler_heartbeat() -> None:
     """Beat's heartbeat (``CELERY_BEAT_SCHEDULE``): ``/readyz`` names the scheduler when it stops. Not retried:
     the next beat writes a newer one."""
     readiness.scheduler_heartbeat_write()
+
+
+@retrying_task("moderation.tasks.probe_retrain")
+def probe_retrain() -> str | None:
+    """Train a shadow candidate of the embedding probe when enough new cases were confirmed (beat, weekly by
+    default: TAKEDOWN_PROBE_RETRAIN_SECONDS). Returns the candidate's version, or None when skipped."""
+    row = probe_training.probe_retrain()
+    return row.version if row else None

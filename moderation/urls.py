@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from moderation.services.readiness import readiness
-from moderation.views import appeals, audit, console, demo, metrics, victim
+from moderation.views import admin_console, appeals, audit, console, console_queues, demo, metrics, victim
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -40,6 +40,21 @@ console_patterns = ([
     path("audit", audit.audit_log, name="audit"),
     path("audit.csv", audit.audit_csv, name="audit-csv"),
     path("templates", console.message_templates, name="templates"),
+    # Queues and routing rules (admins), holds, escalation to a named senior, muted reporters: views/console_queues.py
+    path("routing/", console_queues.routing, name="routing"),
+    path("routing/rule/new", console_queues.rule_edit, name="routing-rule-new"),
+    path("routing/rule/<int:rule_id>", console_queues.rule_edit, name="routing-rule"),
+    path("routing/rule/<int:rule_id>/delete", console_queues.rule_delete, name="routing-rule-delete"),
+    path("routing/queue/new", console_queues.queue_edit, name="routing-queue-new"),
+    path("routing/queue/<int:queue_id>", console_queues.queue_edit, name="routing-queue"),
+    path("case/<int:task_id>/hold", console_queues.hold, name="hold"),
+    path("case/<int:task_id>/hold/lift", console_queues.hold_lift, name="hold-lift"),
+    path("case/<int:task_id>/escalate-to", console_queues.escalate_to, name="escalate-to"),
+    path("mutes", console_queues.mutes, name="mutes"),
+    path("mutes/<int:mute_id>/unmute", console_queues.unmute, name="unmute"),
+    path("case/<int:task_id>/mute-reporter", console_queues.mute_reporter, name="mute-reporter"),
+    path("case/<int:task_id>/takedown-later", console_queues.takedown_later, name="takedown-later"),
+    path("decision/<int:decision_id>/takedown-now", console_queues.takedown_now, name="takedown-now"),
 ], "console")
 
 # A database that cannot be reached answers 503 + Retry-After, also when a middleware hits it.
@@ -55,6 +70,10 @@ urlpatterns = [
     path("appeal/<str:token>/", victim.appeal_new, name="appeal-new"),
     path("console/appeals/", appeals.appeal_list, name="appeal-list"),
     path("console/appeals/<int:appeal_id>", appeals.appeal_detail, name="appeal-detail"),
+    # The admin pages (banks, API keys, users): their own module and namespace (views/admin_console.py).
+    # Partners and their keys: the exchange app's pages, included by name (moderation never imports exchange).
+    path("console/admin/partners/", include("exchange.console")),
+    path("console/admin/", include((admin_console.urlpatterns, "console_admin"))),
     path("console/", include(console_patterns)),
     path("demo/content/", demo.content_list, name="demo-list"),
     path("demo/content/<int:number>", demo.content_detail, name="demo-detail"),

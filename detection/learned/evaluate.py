@@ -171,3 +171,53 @@ def cross_validate(
         "folds": fold_reports,
         "out_of_fold": report(items, probs, 0.5, config.seed),
     }
+
+
+def compare_on_processes(
+    model: LoadedModel, probe: Any, photos: list[np.ndarray], processes: tuple[str, ...], *,
+    model_signal: tuple[float, tuple[float, float]], probe_range: tuple[float, float], seed: int = 0,
+    regions_per_photo: int = 8, size: int = 256, short_sides: tuple[int, int] = (320, 1400),
+) -> dict[str, Any]:
+    """Per process, on the regions `evaluate_processes` uses: the artefact model's AUC, the embedding probe's,
+    and the AUC of the two combined as the scorer combines them (each clipped to its signal's value range,
+    weighted, log-odds added; `model_signal` = (weight, range) of the model signal, `probe_range` the embedding
+    signal's range, its weight the probe's). Says whether the artefact model adds AUC the probe does not have."""
+    from PIL import Image
+
+    from detection.embedding import default_encoder
+
+    model_weight, model_range = model_signal
+
+    encoder = default_encoder()
+    rng = np.random.default_rng(seed)
+    regions = [
+        region
+        for photo in photos
+        for copy in data.photo_scales(photo, rng, 1, short_sides)
+        for region in data.eval_regions(copy, rng, regions_per_photo, size)
+    ]
+
+    def both(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        pictures = [Image.fromarray(np.clip(image, 0, 255).round().astype(np.uint8)) for image in images]
+        return probabilities(model, images), probe.probabilities(encoder.embed(pictures))
+
+    def combined(cnn: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        def logit(p: np.ndarray, low: float, high: float) -> np.ndarray:
+            q = np.clip(p, low, high)
+            return np.log(q / (1 - q))
+
+        return model_weight * logit(cnn, *model_range) + probe.weight * logit(emb, *probe_range)
+
+    real_cnn, real_emb = both(regions)
+    out: dict[str, Any] = {"photos": len(photos), "regions": len(regions), "probe": probe.version,
+                           "model": model.version}
+    for name in processes:
+        fake_cnn, fake_emb = both([data.PROCESSES[name](region, rng) for region in regions])
+        labels = np.r_[np.zeros(len(regions)), np.ones(len(regions))]
+        row = {}
+        for label, real, fake in (("model", real_cnn, fake_cnn), ("probe", real_emb, fake_emb),
+                                  ("combined", combined(real_cnn, real_emb), combined(fake_cnn, fake_emb))):
+            auc, low, high = metrics.bootstrap_auc(labels, np.r_[real, fake], seed=seed)
+            row[label] = {"auc": round(auc, 4), "auc_ci95": [round(low, 4), round(high, 4)]}
+        out[name] = row
+    return out

@@ -28,6 +28,11 @@ class Report(models.Model):
         API = "api", "API"
         TRUSTED_FLAGGER = "trusted_flagger", "Trusted flagger"
         ESAFETY = "esafety", "eSafety removal notice"
+        # A report a user filed inside the platform's own app (an AT Protocol moderation report pulled from
+        # Ozone, services/atproto_reports.py): the reporter is the platform's account, with no email.
+        PLATFORM = "platform", "Reported in the platform's app"
+        # Found by proactive scanning (the AT Protocol firehose scanner): no reporter at all.
+        SCANNER = "scanner", "Found by proactive scanning"
 
     case_number = models.CharField(max_length=20, unique=True)
     pin_hash = models.CharField(max_length=200)

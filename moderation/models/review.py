@@ -31,7 +31,19 @@ class ReviewTask(models.Model):
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                  related_name="claimed_tasks")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The first claim ever (``claimed_at`` is cleared on release and moves on re-claim): the SLA figures'
+    # "time to first claim" (moderation/selectors/sla.py).
+    first_claimed_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Routing (services/routing.py): the named queue the case sits in, set on creation and on re-triage.
+    queue = models.ForeignKey("moderation.Queue", on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="tasks")
+    # A hold (services/holds.py): "next" skips the case until ``held_until``; the legal deadline runs on.
+    held_until = models.DateTimeField(null=True, blank=True)
+    hold_reason = models.CharField(max_length=500, blank=True)
+    # Escalated to one named senior: only they draw it with "next" or claim it.
+    escalated_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="escalations_to_me")
     triaged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -102,10 +114,17 @@ class Decision(models.Model):
     # Keys of the message templates chosen for the reporter and the uploader (services/message_templates.py).
     reporter_template = models.CharField(max_length=60, blank=True)
     uploader_template = models.CharField(max_length=60, blank=True)
+    # A delayed takedown (services/delayed_takedowns.py): its removals and notices wait until ``effective_at``,
+    # then a beat task sends them and sets ``released_at``. Null for a decision that took effect at once.
+    effective_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        # The beat's "which delayed takedowns are due": only the few still waiting are in the index.
+        indexes = [models.Index(fields=["effective_at"], name="decision_delayed_waiting",
+                                condition=models.Q(effective_at__isnull=False, released_at__isnull=True))]
 
     def __str__(self) -> str:
         return f"{self.outcome} ({self.reason})"

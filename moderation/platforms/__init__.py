@@ -3,7 +3,8 @@ decisions on it (docs/platforms.md).
 
 ``TAKEDOWN_PLATFORM`` picks the content source and ``TAKEDOWN_ENFORCER`` the enforcer: a short name
 (``demo``: the built-in demo platform; ``http``: the generic contract, docs/platform-api.yaml; ``webhook``:
-signed takedown webhooks, docs/webhooks.md) or the dotted path of a class implementing the protocols of
+signed takedown webhooks, docs/webhooks.md; ``atproto``: Bluesky and other AT Protocol services, through
+Ozone) or the dotted path of a class implementing the protocols of
 ``platforms/base.py``. A class is built with its ``from_settings()`` class method if it has one, else with no
 arguments. The enforcer defaults to the platform's own name; a platform that cannot enforce (``http``)
 enforces through ``webhook``.
@@ -37,11 +38,13 @@ __all__ = ["ContentGone", "ContentNotFound", "ContentSource", "ContentUnfetchabl
 SOURCES = {
     "demo": "moderation.platforms.demo.DemoPlatform",
     "http": "moderation.platforms.generic.HttpPlatform",
+    "atproto": "moderation.platforms.atproto.AtprotoPlatform",
 }
 ENFORCERS = {
     "demo": "moderation.platforms.demo.DemoPlatform",
     "webhook": "moderation.platforms.webhook.WebhookEnforcer",
     "http": "moderation.platforms.webhook.WebhookEnforcer",  # the http contract enforces by webhook
+    "atproto": "moderation.platforms.atproto.AtprotoPlatform",  # through Ozone's moderation events
 }
 
 

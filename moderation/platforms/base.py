@@ -68,7 +68,16 @@ PlatformUnavailable = PlatformError  # the contract's name for it (docs/platform
 
 class PlatformRefused(Exception):
     """The platform refused the request as it stands (a 4xx other than 404/410/408/429): retrying the same
-    request will not help, so the task that carries the action out fails at once. Not a PlatformError."""
+    request will not help, so the task that carries the action out fails at once. Not a PlatformError.
+
+    ``status`` and ``body`` (the start of the answer, at most a few hundred bytes) are there for adapters that
+    read the platform's own error names (an AT Protocol ``{"error": "RecordNotFound"}``); 0 and b"" when the
+    refusal was not an HTTP status."""
+
+    def __init__(self, message: str, *, status: int = 0, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 @dataclass(frozen=True)

@@ -639,8 +639,10 @@ class SafeFetcher:
             raise ServerError(said, response=response)
         if status in (408, 429):
             raise Throttled(said, response=response)
-        detail = response_detail(Response(status=status, headers={}, body=self._start_of(answer), url=place))
-        raise PlatformRefused(f"the platform refused (HTTP {status}{': ' + detail if detail else ''}); {said}.")
+        start = self._start_of(answer)
+        detail = response_detail(Response(status=status, headers={}, body=start, url=place))
+        raise PlatformRefused(f"the platform refused (HTTP {status}{': ' + detail if detail else ''}); {said}.",
+                              status=status, body=start)
 
     @staticmethod
     def _start_of(answer: httpx.Response) -> bytes:

@@ -38,6 +38,7 @@ class MediaEvidence:
     detection: DetectionResult | None
     video_frames: list[VideoFrameHash] = field(default_factory=list)  # a video's sampled frames
     video_matches: list[VideoMatch] = field(default_factory=list)  # known videos its frames match
+    neighbours: list[Any] = field(default_factory=list)  # nearest confirmed cases (selectors.embedding), per viewer
 
 
 @dataclass

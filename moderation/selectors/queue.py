@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import Count, Exists, F, FloatField, Func, IntegerField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from moderation.models import ReportedItem, ReviewTask
+from moderation.models import Queue, ReportedItem, ReviewTask
 
 QUEUE_REASON_CODES = ("deadline", "match", "confirmed_bank", "score", "source", "self_report")
 # Deadline bands for filters and the dashboard: (key, label, hours left from, hours left to).
@@ -35,6 +35,11 @@ class QueueFilters:
     has_match: bool | None = None
     score_min: float | None = None
     score_max: float | None = None
+    queue: str = ""  # a Queue's slug; "none" for cases in no queue
+
+
+# What a queue row shows besides the task: joined, never queried per row.
+_ROW_RELATED = ("report", "assignee", "queue", "escalated_to")
 
 
 def _report_items() -> QuerySet[ReportedItem]:
@@ -48,7 +53,7 @@ def queue_tasks(*, state: str | None = None, assignee: Any = None, filters: Queu
     """Tasks in queue order (priority, then age); undecided ones by default, with per-row figures."""
     qs = _queue_filtered(filters or QueueFilters(state=state or ""), assignee=assignee, user=user,
                          now=now or timezone.now())
-    return _queue_annotated(qs.select_related("report", "assignee")).order_by("-priority", "created_at", "id")
+    return _queue_annotated(qs.select_related(*_ROW_RELATED)).order_by("-priority", "created_at", "id")
 
 
 def _queue_filtered(f: QueueFilters, *, assignee: Any, user: Any, now: datetime) -> QuerySet[ReviewTask]:
@@ -74,6 +79,10 @@ def _queue_filtered(f: QueueFilters, *, assignee: Any, user: Any, now: datetime)
             qs = qs.filter(priority_reasons__icontains=f'"{f.reason}"')
     if f.source:
         qs = qs.filter(report__source=f.source)
+    if f.queue == "none":
+        qs = qs.filter(queue=None)
+    elif f.queue:
+        qs = qs.filter(queue__slug=f.queue)
     for key, _label, low, high in DEADLINE_BANDS:
         if f.deadline_band == key:
             if low is not None:
@@ -139,7 +148,7 @@ def queue_page(*, filters: QueueFilters, user: Any, number: int, size: int,
     has_next = len(ids) > size
     ids = ids[:size]
     by_id = {t.pk: t for t in _queue_annotated(
-        ReviewTask.objects.filter(pk__in=ids).select_related("report", "assignee"))} if ids else {}
+        ReviewTask.objects.filter(pk__in=ids).select_related(*_ROW_RELATED))} if ids else {}
     total = None
     unfiltered = filters == QueueFilters(state=filters.state)
     if counts is not None and unfiltered:
@@ -156,3 +165,8 @@ def queue_counts() -> dict[str, int]:
     counts = {state: 0 for state in ReviewTask.State.values if state != ReviewTask.State.DECIDED}
     counts.update({row["state"]: row["n"] for row in rows})
     return counts
+
+
+def queue_choices() -> list[tuple[str, str]]:
+    """(slug, name) of every named queue, in their order: the queue filter's choices."""
+    return list(Queue.objects.order_by("position", "name").values_list("slug", "name"))

@@ -6,13 +6,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from moderation.audit import actor_for_user, audit_record
 from moderation.models import CaseNote, Report, ReviewTask
 from moderation.roles import PERM_COMMENT, PERM_ESCALATE, PERM_SECOND_REVIEW, PERM_VIEW_QUEUE, require
+from moderation.services import routing
 
 NOTE_MAX_CHARS = 5000
 
@@ -44,7 +47,8 @@ def _ordinary_claimable(user: Any) -> Q:
 
 def _escalated_claimable(user: Any) -> Q:
     now = timezone.now()
-    return Q(state=ReviewTask.State.ESCALATED) & (Q(assignee=None) | Q(lease_expires_at__lt=now) | Q(assignee=user))
+    return (Q(state=ReviewTask.State.ESCALATED) & (Q(assignee=None) | Q(lease_expires_at__lt=now) | Q(assignee=user))
+            & (Q(escalated_to=None) | Q(escalated_to=user)))
 
 
 def task_claim(*, task_id: int, user: Any) -> ReviewTask:
@@ -55,17 +59,24 @@ def task_claim(*, task_id: int, user: Any) -> ReviewTask:
     require(user, PERM_VIEW_QUEUE, "claim cases")
     now = timezone.now()
     lease = now + timedelta(minutes=settings.TAKEDOWN_CLAIM_LEASE_MINUTES)
+    queued = ReviewTask.objects.filter(pk=task_id).select_related("queue").only("queue").first()
+    if queued is not None and not routing.user_may_work(user, queued.queue):
+        raise ReviewError(f"This case is in the queue \"{queued.queue}\", which your role does not work.")
     with transaction.atomic():
         # A conditional update: zero rows means another moderator holds it or it is decided.
         updated = ReviewTask.objects.filter(Q(pk=task_id) & _ordinary_claimable(user)).update(
-            state=ReviewTask.State.CLAIMED, assignee=user, claimed_at=now, lease_expires_at=lease, updated_at=now)
+            state=ReviewTask.State.CLAIMED, assignee=user, claimed_at=now, lease_expires_at=lease, updated_at=now,
+            first_claimed_at=Coalesce(F("first_claimed_at"), Value(now)))
         if not updated and user.has_perm(PERM_SECOND_REVIEW):
             updated = ReviewTask.objects.filter(Q(pk=task_id) & _escalated_claimable(user)).update(
-                assignee=user, claimed_at=now, lease_expires_at=lease, updated_at=now)
+                assignee=user, claimed_at=now, lease_expires_at=lease, updated_at=now,
+                first_claimed_at=Coalesce(F("first_claimed_at"), Value(now)))
         task = ReviewTask.objects.get(pk=task_id)
         if not updated:
             if task.state == ReviewTask.State.DECIDED:
                 raise ReviewError("This case has already been decided.")
+            if task.state == ReviewTask.State.ESCALATED and task.escalated_to_id not in (None, user.pk):
+                raise ReviewError("This case was escalated to another senior moderator.")
             if task.state == ReviewTask.State.ESCALATED and task.assignee_id in (None, user.pk):
                 raise ReviewError("This case was escalated: a senior moderator decides it.")
             if task.state == ReviewTask.State.AWAITING_SECOND:
@@ -80,13 +91,16 @@ def task_claim(*, task_id: int, user: Any) -> ReviewTask:
 def task_next(*, user: Any) -> ReviewTask | None:
     """Claim the highest-priority case nobody holds; two moderators never get the same one.
 
-    Seniors also get escalated cases nobody holds, in the same priority order.
+    Seniors also get escalated cases nobody holds (not those escalated to another senior), in the same
+    priority order. Only cases in queues the user may work, and none on hold until its time passes.
     """
     require(user, PERM_VIEW_QUEUE, "claim cases")
     now = timezone.now()
     free = Q(state=ReviewTask.State.OPEN) | Q(state=ReviewTask.State.CLAIMED, lease_expires_at__lt=now)
     if user.has_perm(PERM_SECOND_REVIEW):
-        free |= Q(state=ReviewTask.State.ESCALATED) & (Q(assignee=None) | Q(lease_expires_at__lt=now))
+        free |= (Q(state=ReviewTask.State.ESCALATED) & (Q(assignee=None) | Q(lease_expires_at__lt=now))
+                 & (Q(escalated_to=None) | Q(escalated_to=user)))
+    free &= routing.queues_workable(user) & (Q(held_until=None) | Q(held_until__lte=now))
     with transaction.atomic():
         task = (ReviewTask.objects.select_for_update(skip_locked=True).filter(free)
                 .order_by("-priority", "created_at").first())
@@ -129,16 +143,25 @@ def case_comment(*, task_id: int, user: Any, text: str) -> CaseNote:
     return note
 
 
-def task_escalate(*, task_id: int, user: Any, note: str) -> ReviewTask:
-    """Send a case to the senior moderators, with a note saying why. The escalating user lets go of it."""
+def task_escalate(*, task_id: int, user: Any, note: str, to_user_id: int | None = None) -> ReviewTask:
+    """Send a case to the senior moderators, with a note saying why. The escalating user lets go of it.
+
+    With ``to_user_id`` the case goes to that one senior moderator: only they draw or claim it.
+    """
     require(user, PERM_ESCALATE, "escalate cases")
     text = note_clean(note, required=True, what="say why the case needs a senior moderator")
     now = timezone.now()
+    senior = None
+    if to_user_id is not None:
+        senior = get_user_model().objects.filter(pk=to_user_id, is_active=True).first()
+        if senior is None or not senior.has_perm(PERM_SECOND_REVIEW):
+            raise InvalidDecision("to", "Choose a senior moderator to escalate the case to.")
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().get(pk=task_id)
         before = task_snapshot(task)
         updated = ReviewTask.objects.filter(Q(pk=task_id) & _ordinary_claimable(user)).update(
-            state=ReviewTask.State.ESCALATED, assignee=None, claimed_at=None, lease_expires_at=None, updated_at=now)
+            state=ReviewTask.State.ESCALATED, assignee=None, claimed_at=None, lease_expires_at=None, updated_at=now,
+            escalated_to=senior)
         if not updated:
             if task.state == ReviewTask.State.ESCALATED:
                 raise ReviewError("This case is already escalated.")
@@ -149,8 +172,9 @@ def task_escalate(*, task_id: int, user: Any, note: str) -> ReviewTask:
         task.refresh_from_db()
         case_note = CaseNote.objects.create(task=task, author=user, kind=CaseNote.Kind.ESCALATION, text=text)
         audit_record(actor=actor_for_user(user), action="task.escalated", object_type="task", object_id=task.pk,
-                     data={"note": case_note.pk}, reason="escalated to a senior moderator",
-                     before=before, after=task_snapshot(task))
+                     data={"note": case_note.pk, **({"to": senior.pk} if senior else {})},
+                     reason=f"escalated to {senior.get_username()}" if senior else "escalated to a senior moderator",
+                     before=before, after={**task_snapshot(task), **({"escalated_to": senior.pk} if senior else {})})
     return task
 
 

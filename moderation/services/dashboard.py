@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from moderation.models import Decision, ReviewTask
 from moderation.selectors.queue import DEADLINE_BANDS
+from moderation.selectors.sla import MEASURE_LABELS, MEASURES, SlaFigures, SlaRow, sla_figures
 
 # How far back "recent" decisions reach for the median and breach figures: a month shows a trend
 # without one unusual day dominating it.
@@ -31,6 +32,8 @@ class Dashboard:
     breaches_decided_late: int
     breaches_open_now: int
     per_day: list[tuple[str, int, int]]  # (day, decided, of which late)
+    # Time to first claim, decision and action per queue and source, over the same window (selectors/sla.py).
+    sla: SlaFigures | None = None
 
 
 def dashboard_figures(*, now: datetime | None = None) -> Dashboard:
@@ -72,6 +75,7 @@ def dashboard_figures(*, now: datetime | None = None) -> Dashboard:
         median_hours_to_decision=round(statistics.median(hours), 1) if hours else None,
         breaches_decided_late=late, breaches_open_now=open_breached,
         per_day=[(day, v[0], v[1]) for day, v in per_day.items()],
+        sla=sla_figures(start=since, end=now),
     )
 
 
@@ -119,3 +123,46 @@ def day_chart_svg(*, title: str, rows: list[tuple[str, int, int]]) -> SafeString
         parts.append(f'<text x="{x}" y="{base + 14}" font-size="10">{escape(day[5:])}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated string above is escaped
+
+
+SLA_COLOURS = {"p50": "#0b57d0", "p90": "#e37400", "p99": "#a50e0e"}
+
+
+def sla_chart_svg(*, title: str, rows: list[SlaRow], measure: str) -> SafeString:
+    """One measure's p50 / p90 / p99 per group as three bars each, in hours; groups with no case say so."""
+    values = [(row.label, row.spread(measure)) for row in rows]
+    top = max([s.p99 or 0.0 for _label, s in values] + [s.p90 or 0.0 for _label, s in values] + [0.01])
+    height = 30 + (3 * 10 + 12) * len(values) + 20
+    span = CHART_WIDTH - LABEL_WIDTH - 70
+    summary = ", ".join(f"{label}: " + (f"p50 {s.p50} h, p90 {s.p90} h, p99 {s.p99} h of {s.count}" if s.count
+                                        else "no cases") for label, s in values)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{CHART_WIDTH}" height="{height}" '
+             f'viewBox="0 0 {CHART_WIDTH} {height}" role="img" aria-label="{escape(title)}">',
+             f"<title>{escape(title)}: {escape(summary)}</title>",
+             f'<text x="0" y="16" font-weight="600" font-size="14">{escape(title)}</text>']
+    y = 26
+    for label, spread in values:
+        parts.append(f'<text x="0" y="{y + 18}" font-size="12">{escape(label)} ({spread.count})</text>')
+        for index, name in enumerate(("p50", "p90", "p99")):
+            hours = getattr(spread, name)
+            top_y = y + 2 + index * 10
+            if hours is None:
+                continue
+            width = max(1, round(span * hours / top))
+            parts.append(f'<rect x="{LABEL_WIDTH}" y="{top_y}" width="{width}" height="8" fill="{SLA_COLOURS[name]}" '
+                         f'data-label="{escape(label)}" data-percentile="{name}" data-hours="{hours}"></rect>')
+            parts.append(f'<text x="{LABEL_WIDTH + width + 4}" y="{top_y + 8}" font-size="9">{name} {hours} h</text>')
+        y += 3 * 10 + 12
+    legend = " ".join(f'<rect x="{LABEL_WIDTH + i * 70}" y="{y + 4}" width="10" height="8" fill="{colour}"></rect>'
+                      f'<text x="{LABEL_WIDTH + i * 70 + 14}" y="{y + 12}" font-size="10">{name}</text>'
+                      for i, (name, colour) in enumerate(SLA_COLOURS.items()))
+    parts.append(legend)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every interpolated string above is escaped
+
+
+def sla_charts(figures: SlaFigures) -> list[SafeString]:
+    """One chart per measure, each with a bar group per queue and per source."""
+    rows = [*figures.by_queue, *figures.by_source]
+    return [sla_chart_svg(title=f"{MEASURE_LABELS[m]} (hours; per queue, then per source)", rows=rows, measure=m)
+            for m in MEASURES]

@@ -14,6 +14,7 @@ Which decisions need a second reviewer (four-eyes), and why:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -125,12 +126,15 @@ def _checked(*, task_id: int, user: Any, outcome: str, reason: str, note: str, r
 
 
 def decision_make(*, task_id: int, user: Any, outcome: str, reason: str, note: str = "",
-                  reporter_template: str = "", uploader_template: str = "") -> DecisionResult:
+                  reporter_template: str = "", uploader_template: str = "",
+                  effective_at: datetime | None = None) -> DecisionResult:
     """Decide a case and start carrying the decision out.
 
     A takedown creates one removal action per item on the platform (run by a task after commit,
     retried until done), and adds the removed media's hashes to the confirmed bank so copies and
     re-uploads match. Raises ``FourEyesRequired`` for decisions that need a second reviewer.
+    With ``effective_at`` (a delayed takedown, checked by ``delayed_takedowns.takedown_schedule``) the
+    removals and the notices wait until then (``delayed_takedowns.delayed_takedowns_release``).
     """
     text, why = _checked(task_id=task_id, user=user, outcome=outcome, reason=reason, note=note,
                          reporter_template=reporter_template, uploader_template=uploader_template)
@@ -139,7 +143,7 @@ def decision_make(*, task_id: int, user: Any, outcome: str, reason: str, note: s
     task_claim(task_id=task_id, user=user)  # decides only what this moderator holds
     return _decide(task_id=task_id, decided_by=user, confirmed_by=None, outcome=outcome, reason=reason, note=text,
                    reporter_template=reporter_template, uploader_template=uploader_template,
-                   overrides_automation=False, acting_user=user)
+                   overrides_automation=False, acting_user=user, effective_at=effective_at)
 
 
 def decision_submit(*, task_id: int, user: Any, outcome: str, reason: str, note: str = "",
@@ -244,7 +248,7 @@ def proposal_reject(*, proposal_id: int, user: Any, note: str) -> ReviewTask:
 
 def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, reason: str, note: str,
             reporter_template: str, uploader_template: str, overrides_automation: bool,
-            acting_user: Any) -> DecisionResult:
+            acting_user: Any, effective_at: datetime | None = None) -> DecisionResult:
     actor = actor_for_user(acting_user)
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().select_related("report").get(pk=task_id)
@@ -258,7 +262,8 @@ def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, r
         decision = Decision.objects.create(task=task, report=report, outcome=outcome, reason=reason,
                                            note=note, decided_by=decided_by, confirmed_by=confirmed_by,
                                            overrides_automation=overrides_automation,
-                                           reporter_template=reporter_template, uploader_template=uploader_template)
+                                           reporter_template=reporter_template, uploader_template=uploader_template,
+                                           effective_at=effective_at)
         now = timezone.now()
         task.state = ReviewTask.State.DECIDED
         task.closed_at = now
@@ -271,6 +276,10 @@ def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, r
             report.status = Report.Status.ACTIONING if actions else Report.Status.REMOVED
             report.closed_at = None if actions else now
         elif outcome == Decision.Outcome.NO_VIOLATION:
+            if overrides_automation:
+                # A person found no violation in what an automatic policy took down: put it back.
+                actions = enforcement.restorations_create(decision=decision, items=report.items.filter(
+                    actions__decision__automated=True, actions__kind=Action.Kind.REMOVE).distinct())
             report.items.exclude(state=ReportedItem.State.REMOVED).update(state=ReportedItem.State.KEPT)
             report.status = Report.Status.NO_VIOLATION
             report.closed_at = now
@@ -285,14 +294,16 @@ def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, r
         audit_record(actor=actor, action="decision.made", object_type="report", object_id=report.pk,
                      data={"decision": decision.pk, "outcome": outcome, "reason": reason, "task": task.pk,
                            "decided_by": actor_for_user(decided_by),
-                           "confirmed_by": actor_for_user(confirmed_by) if confirmed_by else None},
+                           "confirmed_by": actor_for_user(confirmed_by) if confirmed_by else None,
+                           **({"effective_at": effective_at.isoformat()} if effective_at else {})},
                      reason=reason, before=before, after=task_snapshot(task, report))
         # The exchange records our verdict on partners' hashes this case matched (moderation/signals.py).
         decision_carried_out.send(sender=Decision, decision=decision)
         action_ids = [a.pk for a in actions]
-        transaction.on_commit(lambda: jobs.actions_carry_out(action_ids))
-        # Notices, statements of reasons and the copy sweep (decision_followup), once committed.
-        transaction.on_commit(lambda: jobs.decision_followup(decision.pk))
+        if effective_at is None:
+            transaction.on_commit(lambda: jobs.actions_carry_out(action_ids))
+            # Notices, statements of reasons and the copy sweep (decision_followup), once committed.
+            transaction.on_commit(lambda: jobs.decision_followup(decision.pk))
     return DecisionResult(decision, actions)
 
 

@@ -60,6 +60,8 @@ SOURCE_TYPE_FOR = {
     Report.Source.API: "SOURCE_ARTICLE_16",
     Report.Source.TRUSTED_FLAGGER: "SOURCE_TRUSTED_FLAGGER",
     Report.Source.ESAFETY: "SOURCE_TYPE_OTHER_NOTIFICATION",
+    Report.Source.PLATFORM: "SOURCE_ARTICLE_16",  # a user's report through the app's own notice mechanism
+    Report.Source.SCANNER: "SOURCE_VOLUNTARY",  # found by our own proactive scanning, not notified
 }
 
 
@@ -169,7 +171,8 @@ def statement_ensure(*, decision: Decision, item: ReportedItem) -> StatementOfRe
     existing = StatementOfReasons.objects.filter(puid=puid).select_related("item").first()
     if existing is not None:
         return existing
-    own_initiative = decision.actions.filter(item=item, idempotency_key__contains="-copy-").exists()
+    own_initiative = (decision.report.source == Report.Source.SCANNER
+                      or decision.actions.filter(item=item, idempotency_key__contains="-copy-").exists())
     synthetic = decision.reason == Decision.Reason.SYNTHETIC_NCII or decision.report.context.get("ai_made") == "yes"
     found = own_initiative or bool(item.media_id and item.media and item.media.matches.exists())
     payload = statement_build(decision=decision, item=item, automated_found=found, synthetic=synthetic,

@@ -31,8 +31,9 @@ def action_carry_out(action_id: int) -> Action:
     enforcer = get_enforcer()
     try:
         if action.kind == Action.Kind.RESTORE:
-            enforcer.restore(location=action.item.location, reason="decision reversed on appeal",
-                             idempotency_key=action.idempotency_key)
+            reason = ("automated takedown overridden: no violation" if action.decision.outcome
+                      == Decision.Outcome.NO_VIOLATION else "decision reversed on appeal")
+            enforcer.restore(location=action.item.location, reason=reason, idempotency_key=action.idempotency_key)
         else:
             statement = statement_ensure(decision=action.decision, item=action.item).payload
             enforcer.remove(location=action.item.location, reason=action.decision.get_reason_display(),
@@ -95,6 +96,16 @@ def removals_create(*, decision: Decision, items: Iterable[ReportedItem]) -> lis
     enforcer = get_enforcer()
     return [Action.objects.create(decision=decision, item=item, kind=Action.Kind.REMOVE, enforcer=enforcer.name,
                                   idempotency_key=f"decision-{decision.pk}-item-{item.pk}-remove")
+            for item in items]
+
+
+def restorations_create(*, decision: Decision, items: Iterable[ReportedItem]) -> list[Action]:
+    """One restoration per item under ``decision`` (a person overriding an automated takedown), keyed like
+    removals. Call inside the deciding transaction; the actions run once it commits."""
+    enforcer = get_enforcer()
+    return [Action.objects.get_or_create(idempotency_key=f"decision-{decision.pk}-item-{item.pk}-restore",
+                                         defaults={"decision": decision, "item": item, "kind": Action.Kind.RESTORE,
+                                                   "enforcer": enforcer.name})[0]
             for item in items]
 
 

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from detection.scoring import ScoringError, score_bytes
-from detection.versions import active_model, model_version_of, shadow_scores
+from detection.versions import active_model, active_probe, model_version_of, shadow_scores
 from hashing.algorithms import hash_bytes
 from hashing.errors import MediaError
 from hashing.matching import match_hashes
@@ -31,6 +31,8 @@ from moderation.platforms import (
     PlatformRefused,
     get_content_source,
 )
+from moderation.selectors.embedding import nearest_confirmed
+from moderation.services.embedding import media_embedding
 from moderation.services.media import media_read, media_store_file
 from moderation.services.video import is_video, video_hash_and_match
 
@@ -215,12 +217,17 @@ def media_score(media_id: int) -> DetectionResult | None:
     if media.status == Media.Status.UNPROCESSABLE or is_video(media):  # no video signals yet
         return None
     active = active_model()  # a promoted version, or None for the shipped weights
-    existing = DetectionResult.objects.filter(media=media, model_version=model_version_of(active)).first()
+    probe = active_probe()  # likewise for the embedding probe
+    existing = DetectionResult.objects.filter(media=media, model_version=model_version_of(active, probe)).first()
     if existing is not None:
         return existing
     try:
         data = media_read(media)
-        result = score_bytes(data, model=active)
+        # The embedding is computed once per sha256 (Media is one row per sha256) and reused by every version.
+        vector = media_embedding(media=media, data=data)
+        nearest = [n.as_detail() for n in nearest_confirmed(media_id=media_id, vector=vector)] if vector is not None \
+            else []
+        result = score_bytes(data, model=active, probe=probe, embedding=vector, nearest=nearest)
     except ScoringError as exc:
         _mark_unprocessable(media, str(exc))
         return None
@@ -232,7 +239,8 @@ def media_score(media_id: int) -> DetectionResult | None:
         if created:
             audit_record(actor=SYSTEM, action="media.scored", object_type="media", object_id=media_id,
                          data={"score": result.score, "model_version": result.model_version})
-    for shadow in shadow_scores(data):  # stored beside the active score; triage and the case page skip them
+    # Shadow scores are stored beside the active score; triage and the case page skip them.
+    for shadow in shadow_scores(data, embedding=vector):
         DetectionResult.objects.get_or_create(
             media=media, model_version=shadow.model_version,
             defaults={"score": shadow.score, "signals": [s.as_dict() for s in shadow.signals],

@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import Max, Q
 
 from moderation.models import Action, Appeal, Decision, Report, StatementOfReasons
+from moderation.selectors.sla import sla_as_dict, sla_figures
 
 LEGAL_GROUND_REASONS = {Decision.Reason.NCII, Decision.Reason.SYNTHETIC_NCII, Decision.Reason.KNOWN_COPY}
 AUTOMATED_MEANS = [
@@ -86,6 +87,9 @@ def transparency_report(*, start: datetime, end: datetime) -> dict[str, Any]:
             "median_hours_to_decide": _median_hours([(a.decided_at - a.created_at).total_seconds()
                                                      for a in decided_appeals if a.decided_at]),
         },
+        # Time to first claim, decision and action on the platform, p50/p90/p99 in hours, per queue and source
+        # (moderation/selectors/sla.py says where each clock starts and stops).
+        "service_levels": sla_as_dict(sla_figures(start=start, end=end)),
         "automated_means": AUTOMATED_MEANS,
     }
 
@@ -107,8 +111,20 @@ def report_as_csv(report: dict[str, Any]) -> str:
             continue
         for metric, value in values.items():
             if isinstance(value, dict):
-                for key, count in sorted(value.items()):
-                    writer.writerow([section, metric, key, count])
+                for key, count in sorted(_flatten(value).items()):
+                    writer.writerow([section, metric, key, "" if count is None else count])
             else:
                 writer.writerow([section, metric, "", "" if value is None else value])
     return out.getvalue()
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested figures as one level, keys joined with dots (``report.decision.p90_hours``)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -13,7 +13,8 @@ from django.utils import timezone
 from detection.scoring import PRIOR as SCORE_PRIOR
 from detection.versions import shadow_model_versions
 from moderation.audit import SYSTEM, audit_record
-from moderation.models import DetectionResult, Match, Report, ReviewTask, VideoMatch
+from moderation.models import DetectionResult, Match, Report, ReviewTask, RoutingRule, VideoMatch
+from moderation.services import routing
 
 # Points per factor; the total orders the queue. Deadline dominates because the law fixes it
 # (48 h / 24 h), then evidence that the item is a known copy, then synthesis evidence.
@@ -136,12 +137,17 @@ def task_create(report: Report, *, media_ids: list[int]) -> ReviewTask:
     """The review task of a report filed in this transaction (so it has none yet), whose media are
     ``media_ids``: ``task_ensure`` without its two lookups, for intake."""
     reasons = priority_reasons(report, media_ids=media_ids)
-    task = ReviewTask.objects.create(report=report, kind=ReviewTask.Kind.REPORT,
-                                     priority=sum(r.points for r in reasons),
-                                     priority_reasons=[asdict(r) for r in reasons])
+    task = ReviewTask(report=report, kind=ReviewTask.Kind.REPORT, priority=sum(r.points for r in reasons),
+                      priority_reasons=[asdict(r) for r in reasons])
+    task.queue, rule = routing.route(task, report, media_ids=media_ids)
+    task.save()
     audit_record(actor=SYSTEM, action="task.created", object_type="task", object_id=task.pk,
-                 data={"report": report.pk, "priority": task.priority})
+                 data={"report": report.pk, "priority": task.priority, **_routed(task, rule)})
     return task
+
+
+def _routed(task: ReviewTask, rule: RoutingRule | None) -> dict[str, object]:
+    return {"queue": task.queue.slug if task.queue else None, "rule": rule.pk if rule else None}
 
 
 def task_ensure(report: Report) -> ReviewTask:
@@ -152,8 +158,11 @@ def task_ensure(report: Report) -> ReviewTask:
         defaults={"priority": sum(r.points for r in reasons), "priority_reasons": [asdict(r) for r in reasons]},
     )
     if created:
+        task.queue, rule = routing.route(task, report)
+        if task.queue is not None:
+            task.save(update_fields=["queue"])
         audit_record(actor=SYSTEM, action="task.created", object_type="task", object_id=task.pk,
-                     data={"report": report.pk, "priority": task.priority})
+                     data={"report": report.pk, "priority": task.priority, **_routed(task, rule)})
     return task
 
 
@@ -185,6 +194,7 @@ def report_triage(report_id: int) -> ReviewTask | None:
         if task.state == ReviewTask.State.DECIDED:
             return task
         task_reprioritise(task, report)
+        routing.task_route(task, report)
         if report.status == Report.Status.RECEIVED:
             report.status = Report.Status.IN_REVIEW
             report.save(update_fields=["status", "updated_at"])

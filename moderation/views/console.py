@@ -42,6 +42,7 @@ from moderation.roles import (
     require,
 )
 from moderation.selectors import case as case_selectors
+from moderation.selectors import embedding as embedding_selectors
 from moderation.selectors import queue as queue_selectors
 from moderation.services import claims, decisions, exposure, pipeline
 from moderation.services import dashboard as dash
@@ -51,8 +52,14 @@ from moderation.services.message_templates import message_choice, message_choice
 # A page a moderator can scan at a glance; also what the query-count and timing benchmarks use.
 QUEUE_PAGE_SIZE = 50
 # Keyboard shortcuts on the case page (console.js binds them; the page lists them).
-SHORTCUTS = [("n", "next case"), ("c", "claim"), ("r", "reveal / hide media"), ("t", "take down"),
-             ("k", "no violation"), ("i", "ask for information"), ("e", "escalate"), ("?", "show the shortcuts")]
+# "t" and "k" only move the focus (Enter then decides): one key alone never decides a case.
+SHORTCUTS = [("n", "next case (without deciding)"), ("c", "claim"), ("r", "reveal / hide media"),
+             ("d", "choose the decision reason"), ("t", "take down"), ("k", "no violation"),
+             ("Shift+T", "take down, then claim the next case"), ("Shift+K", "no violation, then claim the next case"),
+             ("m", "open or close “More”"), ("i", "ask for information"), ("e", "escalate"),
+             ("?", "show the shortcuts")]
+# The query parameter of "decide and next" (the decision buttons' formaction).
+THEN_NEXT = "next"
 
 
 def _reasons(outcome: str) -> list[tuple[str, str]]:
@@ -60,11 +67,23 @@ def _reasons(outcome: str) -> list[tuple[str, str]]:
     return [(value, label) for value, label in Decision.Reason.choices if value in allowed]
 
 
+def _reason_groups() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """The one reason select's groups: (label, outcome, reasons); a reason that fits both main decisions
+    ("other") has its own group with no outcome."""
+    takedown = _reasons(Decision.Outcome.TAKEDOWN)
+    keep = _reasons(Decision.Outcome.NO_VIOLATION)
+    both = [choice for choice in takedown if choice in keep]
+    return [("Take down", Decision.Outcome.TAKEDOWN, [c for c in takedown if c not in both]),
+            ("No violation", Decision.Outcome.NO_VIOLATION, [c for c in keep if c not in both]),
+            ("Either decision", "", both)]
+
+
 @login_required
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     require(request.user, PERM_VIEW_QUEUE, "see the review queue")
-    form = QueueFilterForm(request.GET or None)
+    queues = queue_selectors.queue_choices()
+    form = QueueFilterForm(request.GET or None, queues=queues)
     filters = form.filters() if form.is_bound else queue_selectors.QueueFilters()
     counts = queue_selectors.queue_counts()
     number = request.GET.get("page", "1")
@@ -74,7 +93,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "console/queue.html", {
         "page": page, "form": form, "now": timezone.now(), "query": urlencode(kept),
         "state_counts": [(value, label, counts.get(value)) for value, label in ReviewTask.State.choices],
-        "exposure_today": exposure.exposure_today(user=request.user),
+        "exposure_today": exposure.exposure_today(user=request.user), "queues": queues,
     })
 
 
@@ -85,6 +104,11 @@ def case(request: HttpRequest, task_id: int) -> HttpResponse:
     detail = case_selectors.case_detail(task_id)
     user: Any = request.user
     group_ids = [d.task.pk for d in detail.near_duplicates if d.actionable]
+    media_ids = [entry.evidence.media.pk for entry in detail.items if entry.evidence is not None]
+    neighbours = embedding_selectors.nearest_confirmed_for_case(media_ids=media_ids, user=user)
+    for entry in detail.items:
+        if entry.evidence is not None:
+            entry.evidence.neighbours = neighbours.get(entry.evidence.media.pk, [])
     return render(request, "console/case.html", {
         "case": detail, "now": timezone.now(), "form": ConsoleDecideForm(group_task_ids=group_ids),
         "pref": case_selectors.console_preference(user),
@@ -95,8 +119,7 @@ def case(request: HttpRequest, task_id: int) -> HttpResponse:
         "can_view_media": user.has_perm(PERM_VIEW_MEDIA),
         "holds_claim": detail.task.state in (ReviewTask.State.CLAIMED, ReviewTask.State.ESCALATED)
         and detail.task.assignee_id == user.pk,
-        "takedown_reasons": _reasons(Decision.Outcome.TAKEDOWN),
-        "keep_reasons": _reasons(Decision.Outcome.NO_VIOLATION),
+        "reason_groups": _reason_groups(), "then_next": THEN_NEXT,
         "templates": message_choices(),
         "shortcuts": SHORTCUTS,
         "exposure_today": exposure.exposure_today(user=user),
@@ -129,6 +152,11 @@ def release(request: HttpRequest, task_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def next_case(request: HttpRequest) -> HttpResponse:
+    return _claim_next(request)
+
+
+def _claim_next(request: HttpRequest) -> HttpResponse:
+    """Claim the next case the user may work and show it; back to the queue when there is none."""
     task = claims.task_next(user=request.user)
     if task is None:
         messages.info(request, "There is no unclaimed case in the queue.")
@@ -139,6 +167,8 @@ def next_case(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def decide(request: HttpRequest, task_id: int) -> HttpResponse:
+    """Decide the case (and the near-duplicates ticked with it); with ``?then=next``, "decide and next",
+    then claim the next case in the same request."""
     require(request.user, PERM_DECIDE, "decide cases")
     get_object_or_404(ReviewTask, pk=task_id)
     form = ConsoleDecideForm(request.POST, group_task_ids=[int(v) for v in request.POST.getlist("also")
@@ -164,6 +194,8 @@ def decide(request: HttpRequest, task_id: int) -> HttpResponse:
     for other in results:
         if other != task_id:
             messages.success(request, f"Case #{other} of the group decided the same way.")
+    if request.GET.get("then") == THEN_NEXT:
+        return _claim_next(request)
     return redirect("console:case", task_id=task_id)
 
 
@@ -312,6 +344,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "state_chart": dash.bar_chart_svg(title="Open cases by state", rows=figures.by_state),
         "band_chart": dash.bar_chart_svg(title="Open cases by deadline", rows=figures.by_band, colour="#146c2e"),
         "day_chart": dash.day_chart_svg(title="Decisions per day (late in red)", rows=figures.per_day),
+        "sla_charts": dash.sla_charts(figures.sla) if figures.sla else [],
         "can_audit": request.user.has_perm(PERM_VIEW_AUDIT),
     })
 

@@ -116,8 +116,8 @@ def test_a_plain_generated_png_scores_the_prior(media: type[Media]) -> None:
     result = score_bytes(media.png())
 
     assert result.score == pytest.approx(PRIOR, abs=1e-6)
-    assert [s.name for s in result.signals] == ["metadata", "c2pa", "watermark", "model", "faces"]
-    assert [s.value for s in result.signals] == [0.5] * 5
+    assert [s.name for s in result.signals] == ["metadata", "c2pa", "watermark", "model", "faces", "embedding"]
+    assert [s.value for s in result.signals] == [0.5] * 6
 
 
 def test_it_scores_xmp_trained_algorithmic_media_in_a_jpeg_high(media: type[Media]) -> None:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from detection import versions
 from detection.learned import registry
 from detection.models import DetectorVersion
-from detection.scoring import MODEL_VERSION, SIGNALS_VERSION
+from detection.scoring import MODEL_VERSION, version_name
 from detection.versions import active_model, shadow_model_versions, version_promote, version_register
 from moderation.models import DetectionResult, Media
 from moderation.services.pipeline import media_score
@@ -47,7 +47,7 @@ def test_a_shadow_version_is_scored_and_stored_but_not_used_for_priority(candida
     active = media_score(media.pk)
 
     assert active is not None and active.model_version == MODEL_VERSION
-    shadow = DetectionResult.objects.get(media=media, model_version=f"{SIGNALS_VERSION}+candidate-2")
+    shadow = DetectionResult.objects.get(media=media, model_version=version_name("candidate-2"))
     assert shadow_model_versions() == [shadow.model_version]
     # Make the shadow score the highest: priority must still come from the active one only.
     DetectionResult.objects.filter(pk=shadow.pk).update(score=0.99)
@@ -65,7 +65,7 @@ def test_promoting_a_version_makes_new_scores_use_it_and_retires_the_old_one(can
     result = media_score(media.pk)
 
     assert model is not None and model.version == "candidate-2"
-    assert result is not None and result.model_version == f"{SIGNALS_VERSION}+candidate-2"
+    assert result is not None and result.model_version == version_name("candidate-2")
     assert DetectorVersion.objects.get(version="candidate-2").status == DetectorVersion.Status.ACTIVE
     assert DetectorVersion.objects.get(version="candidate-2").evaluation  # it keeps its evaluation
 

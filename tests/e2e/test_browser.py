@@ -181,7 +181,7 @@ def test_a_moderator_sees_media_blurred_until_revealed_then_takes_it_down(
     if claim.count():
         claim.click()
     expect(page.get_by_text(f"by {moderator.username}")).to_be_visible()
-    page.get_by_label("Take down because").select_option("ncii")
+    page.get_by_label("Decision reason").select_option("ncii")
     page.get_by_role("button", name="Take down (t)").click()
     expect(page.locator("#decide")).to_have_count(0)
 

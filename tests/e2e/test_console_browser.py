@@ -124,9 +124,9 @@ def test_a_moderator_takes_the_next_case_reveals_it_decides_and_sees_the_audit_t
     page.keyboard.press("?")
     expect(page.locator("#shortcuts")).to_have_attribute("open", "")
 
-    page.get_by_label("Take down because").select_option("synthetic_ncii")
-    page.locator("#takedown-reporter-template").select_option("reporter-removed-synthetic")
-    expect(page.locator("#takedown-note")).to_have_value(re.compile("digital forgery"))
+    page.get_by_label("Decision reason").select_option("synthetic_ncii")
+    page.locator("#decision-reporter-template").select_option("reporter-removed-synthetic")
+    expect(page.locator("#decision-note")).to_have_value(re.compile("digital forgery"))
     shot(page, "3-case-deciding")
     page.keyboard.press("Escape")
     page.locator("body").click(position={"x": 5, "y": 5})
@@ -186,7 +186,7 @@ def test_a_possible_minor_needs_a_second_senior_who_confirms_in_the_browser(
     shot(second, "7-audit-log")
 
     second.get_by_role("link", name="Dashboard").click()
-    expect(second.locator("svg.chart")).to_have_count(3)
+    expect(second.locator("svg.chart")).to_have_count(6)
     expect(second.locator("#median strong")).to_have_text(re.compile(r"^\d+\.\d h$"))
     shot(second, "8-dashboard")
 

@@ -118,7 +118,7 @@ def test_list_shows_each_bank_with_its_counts() -> None:
     out, _ = run("bank", "list", "--json")
     assert json.loads(out.splitlines()[0]) == {
         "name": "ours", "kind": "local", "enabled": True, "blocks_uploads": True, "active_entries": 1,
-        "inactive_entries": 1, "thresholds": {}}
+        "inactive_entries": 1, "thresholds": {}, "on_stream_match": "case"}
 
 
 def test_configure_sets_a_banks_thresholds_and_enables_or_disables_it() -> None:

@@ -91,7 +91,7 @@ def test_a_class_missing_part_of_the_protocol_is_refused_naming_what_is_missing(
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("nonsense", "is not known; use one of demo, http or the dotted path"),
+    ("nonsense", "is not known; use one of atproto, demo, http or the dotted path"),
     ("no.such.module.Source", "cannot import 'no.such.module.Source'"),
     (f"{__name__}.SECRET", "not a class"),
 ])

@@ -36,7 +36,7 @@ from exchange.signing import public_key_b64
 from hashing.banks import bank_add_entries
 from hashing.management.commands.bank import MANAGE_BANKS as BANK_COMMAND_PERMISSION
 from hashing.models import Bank, BankEntry
-from moderation.models import ApiKey, AuditEvent, DemoContentItem, Partner, Report
+from moderation.models import ApiKey, AuditEvent, DemoContentItem, Partner, Queue, Report, ReporterMute, RoutingRule
 from moderation.roles import ADMIN, MODERATOR, PERM_MANAGE_BANKS, SENIOR, TRIAGE
 from moderation.security.crypto import encrypt_media
 from moderation.security.secrets import hash_pin, new_case_number, new_pin
@@ -137,8 +137,64 @@ ROWS: dict[str, list[Row]] = {
     "console/audit": [Row("get", "/console/audit", LEADS)],
     "console/audit.csv": [Row("get", "/console/audit.csv", LEADS)],
     "console/templates": [Row("get", "/console/templates", ADMINS)],
+    # --- Queues and routing rules (moderation/views/console_queues.py): the admin role only -----------------
+    "console/routing/": [Row("get", "/console/routing/", ADMINS)],
+    "console/routing/rule/new": [Row("get", "/console/routing/rule/new", ADMINS)],
+    "console/routing/rule/<int:rule_id>": [Row("get", "/console/routing/rule/{rule}", ADMINS)],
+    "console/routing/rule/<int:rule_id>/delete": [Row("post", "/console/routing/rule/{rule}/delete", ADMINS)],
+    "console/routing/queue/new": [Row("get", "/console/routing/queue/new", ADMINS)],
+    "console/routing/queue/<int:queue_id>": [Row("get", "/console/routing/queue/{queue}", ADMINS)],
+    "console/case/<int:task_id>/hold": [Row("post", "/console/case/{task}/hold", DECIDERS,
+                                            {"until": "2099-01-01T10:00", "reason": "waiting"})],
+    "console/case/<int:task_id>/hold/lift": [Row("post", "/console/case/{task}/hold/lift", DECIDERS)],
+    "console/case/<int:task_id>/escalate-to": [Row("post", "/console/case/{task}/escalate-to", STAFF,
+                                                   {"note": "look"})],
+    "console/mutes": [Row("get", "/console/mutes", LEADS)],
+    "console/mutes/<int:mute_id>/unmute": [Row("post", "/console/mutes/{mute}/unmute", LEADS)],
+    "console/case/<int:task_id>/mute-reporter": [Row("post", "/console/case/{task}/mute-reporter", LEADS,
+                                                     {"reason": "abuse"})],
+    "console/case/<int:task_id>/takedown-later": [Row("post", "/console/case/{task}/takedown-later", DECIDERS,
+                                                      {"reason": "ncii", "effective_at": "2099-01-01T10:00"})],
+    "console/decision/<int:decision_id>/takedown-now": [Row("post", "/console/decision/999999/takedown-now",
+                                                            DECIDERS, missing_object=True)],
     "console/appeals/": [Row("get", "/console/appeals/", STAFF)],
     "console/appeals/<int:appeal_id>": [Row("get", "/console/appeals/999999", STAFF, missing_object=True)],
+    # --- Console admin pages (moderation/views/admin_console.py): the admin role only ----------------------
+    # {bank}: the shared bank; {admin_key}: the revoked key (revoking it again changes nothing); {bystander}: an
+    # account with no role (the admin's POSTs give it a role or deactivate it).
+    "console/admin/": [Row("get", "/console/admin/", ADMINS)],
+    "console/admin/banks": [Row("get", "/console/admin/banks", ADMINS)],
+    "console/admin/banks/<int:bank_id>": [Row("get", "/console/admin/banks/{bank}", ADMINS)],
+    "console/admin/banks/<int:bank_id>/settings": [Row("post", "/console/admin/banks/{bank}/settings", ADMINS,
+                                                       {"enabled": "on", "on_stream_match": "case"})],
+    "console/admin/banks/<int:bank_id>/import": [Row("post", "/console/admin/banks/{bank}/import", ADMINS,
+                                                     lambda: {"file": ContentFile(b'{"algorithm": "md5", "value": "'
+                                                                                  + b"c" * 32 + b'"}\n',
+                                                                                  name="rows.jsonl")})],
+    "console/admin/banks/<int:bank_id>/export": [Row("get", "/console/admin/banks/{bank}/export?format=csv",
+                                                     ADMINS)],
+    "console/admin/keys": [Row("get", "/console/admin/keys", ADMINS)],
+    "console/admin/keys/create": [Row("post", "/console/admin/keys/create", ADMINS,
+                                      {"kind": "platform", "name": "made in the console"})],
+    "console/admin/keys/<int:key_id>/revoke": [Row("post", "/console/admin/keys/{admin_key}/revoke", ADMINS)],
+    "console/admin/users": [Row("get", "/console/admin/users", ADMINS)],
+    "console/admin/users/<int:user_id>/role": [Row("post", "/console/admin/users/{bystander}/role", ADMINS,
+                                                   {"role": "triage", "change": "add"})],
+    "console/admin/users/<int:user_id>/active": [Row("post", "/console/admin/users/{bystander}/active", ADMINS,
+                                                     {"active": "0"})],
+    # Partners (exchange/console.py); {partner}: the world's partner, {partner_key}: its key (rotated by the admin).
+    "console/admin/partners/": [Row("get", "/console/admin/partners/", ADMINS)],
+    "console/admin/partners/add": [Row("post", "/console/admin/partners/add", ADMINS,
+                                       {"name": "newcomer", "organisation": "Newcomer Ltd", "trust_level": "low",
+                                        "auto_action": "queue_for_review"})],
+    "console/admin/partners/<int:partner_id>": [Row("get", "/console/admin/partners/{partner}", ADMINS)],
+    "console/admin/partners/<int:partner_id>/policy": [Row("post", "/console/admin/partners/{partner}/policy",
+                                                           ADMINS, {"trust_level": "low",
+                                                                    "auto_action": "queue_for_review"})],
+    "console/admin/partners/<int:partner_id>/keys": [Row("post", "/console/admin/partners/{partner}/keys", ADMINS,
+                                                         {"feedback": "on"})],
+    "console/admin/partners/keys/<int:key_id>/rotate": [Row("post", "/console/admin/partners/keys/{partner_key}/rotate",
+                                                            ADMINS)],
     # --- API ----------------------------------------------------------------------------------------------
     "api/v1/reports": [Row("post", "/api/v1/reports", EVERYONE, notice_payload(), json=True)],
     # The reporter's status needs the case's PIN (X-Case-Pin); anyone else gets 404, as for an unknown case.
@@ -245,7 +301,14 @@ def world() -> World:
     ApiKey.objects.filter(pk=revoked_row.pk).update(revoked_at=timezone.now())
     users = {role: user_with_role(f"who-{role}", role) for role in (TRIAGE, MODERATOR, SENIOR, ADMIN)}
     return World(values={"task": task.pk, "media": media.pk, "proposal": proposal.pk, "case": case_number,
-                         "demo": 501, "item": task.report.items.get().pk},
+                         "demo": 501, "item": task.report.items.get().pk,
+                         "bank": shared.pk, "admin_key": revoked_row.pk,
+                         "bystander": user_with_role("bystander", None).pk, "partner": partner.pk,
+                         "partner_key": ApiKey.objects.get(kind="partner").pk,
+                         "rule": RoutingRule.objects.create(name="matrix", queue=Queue.objects.first()).pk,
+                         "queue": Queue.objects.first().pk,  # type: ignore[union-attr]
+                         "mute": ReporterMute.objects.create(email_hash="0" * 64, reason="matrix",
+                                                             muted_by=proposer).pk},
                  pin=pin, case_number=case_number, keys=keys, users=users)
 
 

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from detection.embedding import EncoderUnavailable
 from detection.learned import data
+from detection.learned import probe as probes
 from detection.learned.evaluate import cross_validate, evaluate_folder
 from detection.learned.registry import WeightsError, card_markdown, default_weights_path, load_torch
 from detection.learned.train import TrainConfig, resolve_device
@@ -46,6 +48,20 @@ class Command(BaseCommand):
             action="store_true",
             help="With --cross-validate: train on photos and processes only, not on DIR/ai.",
         )
+        parser.add_argument(
+            "--learning-curve",
+            action="store_true",
+            help="The embedding probe: group-aware cross-validated AUC (bootstrap 95%% CI) against the number of "
+            "labelled training examples (--sizes), and the full probe's cross-validated figures.",
+        )
+        parser.add_argument(
+            "--compare-processes",
+            metavar="GROUP",
+            default="",
+            help="Photos of GROUP (e.g. real/people) put through every generator-like process: AUC of the artefact "
+            "model, the embedding probe and both combined, per process (does the artefact model add anything?).",
+        )
+        parser.add_argument("--sizes", default="10,20,50,100,200,500,1000", help="With --learning-curve.")
         parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="With --cross-validate.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", default="cpu", help="cpu or cuda (batched inference).")
@@ -61,6 +77,12 @@ class Command(BaseCommand):
         directory: Path = options["data"]
         if not (directory / "ai").is_dir() or not (directory / "real").is_dir():
             raise CommandError(f"--data {directory} must contain ai/ and real/ folders.")
+        if options["compare_processes"]:
+            self._compare(directory, options)
+            return
+        if options["learning_curve"]:
+            self._learning_curve(directory, options)
+            return
         if options["threads"]:
             torch.set_num_threads(options["threads"])
         try:
@@ -88,6 +110,64 @@ class Command(BaseCommand):
                     self._print_row(name, result[name])
             if options["record"]:
                 self._record(options["weights"] or default_weights_path(), result)
+        if options["json"]:
+            options["json"].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        self.stdout.write(json.dumps(result))
+
+    def _compare(self, directory: Path, options: dict[str, Any]) -> None:
+        from detection.learned.evaluate import compare_on_processes
+        from detection.learned.processes import PROCESSES
+        from detection.signals import embedding as embedding_signal
+        from detection.signals import model as model_signal
+
+        if options["threads"]:
+            torch.set_num_threads(options["threads"])
+        photos = [item for item in data.list_items(directory) if item.group == options["compare_processes"]]
+        if not photos:
+            raise CommandError(f"--compare-processes: no group {options['compare_processes']} under {directory}.")
+        try:
+            model = load_torch(options["weights"])
+            probe = probes.default_probe()
+        except (WeightsError, probes.ProbeUnavailable) as exc:
+            raise CommandError(str(exc)) from exc
+        result = compare_on_processes(model, probe, [data.load_rgb(item.path, max_side=1400) for item in photos],
+                                      tuple(PROCESSES), seed=options["seed"],
+                                      model_signal=(model_signal.WEIGHT, model_signal.VALUE_RANGE),
+                                      probe_range=embedding_signal.VALUE_RANGE)
+        self.stderr.write("process: AUC [95% CI] of the artefact model, the embedding probe, both combined")
+        for name in PROCESSES:
+            cells = [f"{row['auc']:.3f} [{row['auc_ci95'][0]:.3f}, {row['auc_ci95'][1]:.3f}]"
+                     for row in (result[name]["model"], result[name]["probe"], result[name]["combined"])]
+            self.stderr.write(f"  {name:<16} " + "   ".join(cells))
+        if options["json"]:
+            options["json"].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        self.stdout.write(json.dumps(result))
+
+    def _learning_curve(self, directory: Path, options: dict[str, Any]) -> None:
+        try:
+            sizes = [int(size) for size in options["sizes"].split(",") if size.strip()]
+        except ValueError as exc:
+            raise CommandError(f"--sizes must be whole numbers separated by commas: {exc}") from exc
+        self.stderr.write(f"Embedding the images of {directory} ...")
+        try:
+            x, y, groups, _ = probes.embed_folders([directory], progress=self.stderr)
+            probes.check_enough(y, probes.near_duplicate_groups(x, groups))
+        except (EncoderUnavailable, probes.NotEnoughExamples) as exc:
+            raise CommandError(str(exc)) from exc
+        curve = probes.learning_curve(x, y, groups, sizes, seed=options["seed"])
+        full = probes.cross_validate(x, y, probes.near_duplicate_groups(x, groups), seed=options["seed"])
+        self.stderr.write("learning curve (group-aware CV, pooled out-of-fold): training examples, AUC [95% CI]")
+        for row in curve:
+            low, high = row["auc_ci95"]
+            note = " (all of each training fold)" if row["all"] else ""
+            self.stderr.write(f"  {row['examples']:>6}  {row['auc']:.3f} [{low:.3f}, {high:.3f}]{note}")
+        low, high = full["auc_ci95"]
+        self.stderr.write(
+            f"calibrated probe, {full['folds']} folds over {full['groups']} groups: AUC {full['auc']:.3f} "
+            f"[{low:.3f}, {high:.3f}], accuracy {full['accuracy']:.3f}, ECE {full['ece']:.3f}, "
+            f"calibration slope {full['calibration_slope']:.3f}"
+        )
+        result = {"data": str(directory), "learning_curve": curve, "cross_validation": full}
         if options["json"]:
             options["json"].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         self.stdout.write(json.dumps(result))

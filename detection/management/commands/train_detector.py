@@ -8,10 +8,13 @@ from typing import Any
 import torch
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from detection.embedding import EncoderUnavailable
 from detection.learned import data
+from detection.learned import probe as probes
 from detection.learned.evaluate import evaluate_processes, probabilities, report
 from detection.learned.export import ExportError, missing_requirement
 from detection.learned.network import TorchLogits
+from detection.learned.probe import MIN_PER_CLASS
 from detection.learned.processes import PROCESSES, TRAIN_PROCESSES
 from detection.learned.registry import WEIGHTS_DIR, LoadedModel, save
 from detection.learned.train import TrainConfig, train
@@ -31,7 +34,21 @@ class Command(BaseCommand):
             "--data",
             required=True,
             type=Path,
-            help="Folder with real/ (photos) and optionally ai/ (e.g. from export_training_set).",
+            action="append",
+            help="Folder with real/ (photos) and optionally ai/ (e.g. from export_training_set); with --probe "
+            "repeatable (labelled folders and an export of the moderators' confirmed decisions together).",
+        )
+        parser.add_argument(
+            "--probe",
+            action="store_true",
+            help="Train the embedding probe (logistic regression on CLIP embeddings, calibrated, group-aware "
+            "cross-validation) instead of the artefact network; writes <name>.probe.json.",
+        )
+        parser.add_argument(
+            "--min-per-class",
+            type=int,
+            default=MIN_PER_CLASS,
+            help="With --probe: refuse to train with fewer examples of either class.",
         )
         parser.add_argument("--with-ai", action="store_true", help="Also train on DIR/ai images as positives.")
         parser.add_argument(
@@ -60,7 +77,12 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="Version name of the weights (default artefact-<UTC date>).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        directory: Path = options["data"]
+        if options["probe"]:
+            self._probe(options)
+            return
+        if len(options["data"]) > 1:
+            raise CommandError("The artefact network trains on one --data folder; several are for --probe.")
+        directory: Path = options["data"][0]
         processes = tuple(name.strip() for name in options["processes"].split(",") if name.strip())
         unknown = [name for name in processes if name not in PROCESSES]
         if unknown:
@@ -145,6 +167,35 @@ class Command(BaseCommand):
                 }
             )
         )
+
+
+    def _probe(self, options: dict[str, Any]) -> None:
+        directories: list[Path] = options["data"]
+        for directory in directories:
+            if not (directory / "ai").is_dir() or not (directory / "real").is_dir():
+                raise CommandError(f"--data {directory} must contain ai/ and real/ folders.")
+        version = options["name"] or f"probe-{datetime.datetime.now(datetime.UTC):%Y.%m.%d}"
+        self.stderr.write(f"Embedding the images of {', '.join(map(str, directories))} ...")
+        try:
+            x, y, groups, names = probes.embed_folders(directories, progress=self.stderr)
+        except EncoderUnavailable as exc:
+            raise CommandError(str(exc)) from exc
+        try:
+            probe = probes.train(x, y, groups, version, seed=options["seed"], minimum=options["min_per_class"],
+                                 sources={"data": [str(d) for d in directories],
+                                          "files": [Path(n).name for n in names]})
+        except probes.NotEnoughExamples as exc:
+            raise CommandError(str(exc)) from exc
+        path = probes.save(probe, options["out"])
+        evaluation = probe.card["evaluation"]["cross_validation"]
+        self.stderr.write(
+            f"Group-aware {evaluation['folds']}-fold cross-validation ({evaluation['groups']} groups): AUC "
+            f"{evaluation['auc']:.3f} [{evaluation['auc_ci95'][0]:.3f}, {evaluation['auc_ci95'][1]:.3f}], accuracy "
+            f"{evaluation['accuracy']:.3f}, ECE {evaluation['ece']:.3f}, calibration slope "
+            f"{evaluation['calibration_slope']:.3f} -> combiner weight {probe.weight}"
+        )
+        self.stdout.write(json.dumps({"version": version, "probe": str(path), "sha256": probes.sha256_of(path),
+                                      "weight": probe.weight, "cross_validation": evaluation}))
 
 
 def _headline(evaluation: dict[str, Any]) -> dict[str, Any]:

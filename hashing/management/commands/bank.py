@@ -143,6 +143,11 @@ class Command(BaseCommand):
                            help="Match against this bank.")
         state.add_argument("--disable", dest="enabled", action="store_const", const=False,
                            help="Stop matching against this bank (its entries are kept).")
+        conf.add_argument("--on-stream-match", choices=Bank.OnStreamMatch.values, default=None,
+                          help="What proactive scanning (the AT Protocol firehose scanner) does when a new post "
+                               "matches this bank: 'case' opens a case for moderators (the default); 'takedown' "
+                               "takes the post down at once with no human step, audited and sampled for review. "
+                               "Use 'takedown' only for a bank of confirmed NCII.")
         limits = conf.add_mutually_exclusive_group()
         limits.add_argument("--threshold", action="append", metavar="ALGORITHM=DISTANCE",
                             help="A perceptual hash's match distance for this bank, e.g. pdq=24; repeat for "
@@ -164,7 +169,8 @@ class Command(BaseCommand):
         for bank in banks:
             row = {"name": bank.name, "kind": bank.kind, "enabled": bank.enabled,
                    "blocks_uploads": bank.blocks_uploads, "active_entries": bank.active,
-                   "inactive_entries": bank.inactive, "thresholds": bank.thresholds}
+                   "inactive_entries": bank.inactive, "thresholds": bank.thresholds,
+                   "on_stream_match": bank.on_stream_match}
             if options["json"]:
                 self.stdout.write(json.dumps(row))
             else:
@@ -175,14 +181,17 @@ class Command(BaseCommand):
         bank = self._bank(options["bank"])
         thresholds = {} if options["default_thresholds"] else (
             parse_thresholds(options["threshold"]) if options["threshold"] else None)
-        if options["enabled"] is None and thresholds is None:
-            raise CommandError("Nothing to change: pass --enable, --disable, --threshold or --default-thresholds.")
+        if options["enabled"] is None and thresholds is None and options["on_stream_match"] is None:
+            raise CommandError("Nothing to change: pass --enable, --disable, --threshold, --default-thresholds or "
+                               "--on-stream-match.")
         try:
-            bank = bank_configure(bank=bank, enabled=options["enabled"], thresholds=thresholds)
+            bank = bank_configure(bank=bank, enabled=options["enabled"], thresholds=thresholds,
+                                  on_stream_match=options["on_stream_match"])
         except InvalidThresholds as exc:
             raise CommandError(str(exc)) from exc
         limits = ", ".join(f"{name}={value}" for name, value in sorted(bank.thresholds.items())) or "defaults"
-        self.stdout.write(f"{bank.name}: {'enabled' if bank.enabled else 'disabled'}, thresholds: {limits}")
+        policy = f", on stream match: {bank.on_stream_match}" if options["on_stream_match"] else ""
+        self.stdout.write(f"{bank.name}: {'enabled' if bank.enabled else 'disabled'}, thresholds: {limits}{policy}")
 
     def _bank(self, name: str) -> Bank:
         try:

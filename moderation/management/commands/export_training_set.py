@@ -8,15 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from moderation.models import Decision, Media
+from moderation.selectors.training import LABELS  # which decisions say what about synthesis
 from moderation.services.media import media_read
-
-# Which decisions say what about synthesis. A takedown for synthetic NCII is a moderator confirming
-# "AI-made or altered"; a takedown for (ordinary) NCII is a moderator judging it a real recording.
-# Other outcomes say nothing about synthesis and are not exported.
-LABELS: dict[tuple[str, str], str] = {
-    (Decision.Outcome.TAKEDOWN, Decision.Reason.SYNTHETIC_NCII): "ai",
-    (Decision.Outcome.TAKEDOWN, Decision.Reason.NCII): "real",
-}
 
 
 class Command(BaseCommand):

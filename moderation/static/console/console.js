@@ -1,5 +1,6 @@
 /* The case page: reveal media (click or hold, recorded server-side first), keyboard shortcuts,
-   the deadline countdown, message templates per reason, deciding a near-duplicate group together.
+   the deadline countdown, message templates per reason, deciding a near-duplicate group together,
+   the one reason select checked against the decision pressed.
    No inline scripts, no third-party code. */
 (function () {
   "use strict";
@@ -11,11 +12,13 @@
 
   function say(text) {
     var list = document.querySelector("ul.messages");
-    if (!list) {
+    if (!list) {  // the live region wraps the list: role="status" on the <ul> would take its list semantics
+      var region = document.createElement("div");
+      region.setAttribute("role", "status");
       list = document.createElement("ul");
       list.className = "messages";
-      list.setAttribute("role", "status");
-      document.getElementById("main").prepend(list);
+      region.appendChild(list);
+      document.getElementById("main").prepend(region);
     }
     var li = document.createElement("li");
     li.className = "error";
@@ -88,6 +91,16 @@
     }
   });
 
+  // The signals' evidence is one line each (the case fits one screen); the button shows it whole.
+  document.querySelectorAll("button.signals-toggle").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var table = document.getElementById(button.getAttribute("aria-controls"));
+      var whole = table.classList.toggle("clamped") === false;
+      button.setAttribute("aria-expanded", whole ? "true" : "false");
+      button.textContent = whole ? "Show each signal's evidence in one line" : "Show each signal's whole evidence";
+    });
+  });
+
   // Deadline countdown.
   var deadline = document.getElementById("deadline");
   if (deadline && deadline.dataset.deadline) {
@@ -100,6 +113,28 @@
     };
     tick();
     window.setInterval(tick, 30000);
+  }
+
+  // The one reason select serves both main decisions: a reason grouped under the other one is refused here
+  // before the server refuses it (registered first, so a refused submit adds no group fields).
+  var decisionForm = document.getElementById("decision-form");
+  if (decisionForm) {
+    decisionForm.addEventListener("submit", function (event) {
+      var button = event.submitter;
+      var select = decisionForm.querySelector(".reason-select");
+      if (!button || !button.value || !select) { return; }
+      var option = select.options[select.selectedIndex];
+      var group = option && option.parentElement.tagName === "OPTGROUP" ? option.parentElement : null;
+      if (!group || !group.dataset.outcome || group.dataset.outcome === button.value) { return; }
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      var other = decisionForm.querySelector("optgroup[data-outcome='" + button.value + "']");
+      var problem = document.getElementById("decision-mismatch");
+      problem.textContent = "The reason “" + option.text + "” is for “" + group.label + "”. Choose a reason under “" +
+        (other ? other.label : button.value) + "”, or press " + group.label + ".";
+      problem.hidden = false;
+      select.focus();
+    });
   }
 
   // Templates: show those that fit the chosen reason; a reporter template offers its rationale.
@@ -130,12 +165,16 @@
     });
   });
 
-  // Keyboard shortcuts (never while typing).
+  function openMore() { var more = document.getElementById("more"); if (more) { more.open = true; } }
+
+  // Keyboard shortcuts (never while typing). On the reason select the decision keys still work (no reason
+  // starts with t or k, so they take nothing from its type-ahead): d, an arrow key, then t and Enter.
   document.addEventListener("keydown", function (event) {
     var target = event.target;
-    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
-    if (target && (target.closest("input, textarea, select, [contenteditable]"))) { return; }
     var key = event.key;
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var onReason = target && target.id === "decision-reason" && ["t", "k", "T", "K"].indexOf(key) !== -1;
+    if (!onReason && target && (target.closest("input, textarea, select, [contenteditable]"))) { return; }
     var click = function (selector) { var el = document.querySelector(selector); if (el) { el.click(); return true; } return false; };
     var focus = function (selector) { var el = document.querySelector(selector); if (el) { el.scrollIntoView({block: "center"}); el.focus(); return true; } return false; };
     var handled = false;
@@ -144,8 +183,12 @@
     else if (key === "r") { var wrap = document.querySelector(".media-wrap"); if (wrap && wrap.dataset.mode !== "hold") { toggle(wrap); handled = true; } }
     else if (key === "t") { handled = focus("[data-shortcut=t]"); }  // Enter then submits: never one key alone
     else if (key === "k") { handled = focus("[data-shortcut=k]"); }
-    else if (key === "i") { var details = document.querySelector("#info-form"); if (details) { details.closest("details").open = true; } handled = focus("[data-shortcut=i]"); }
-    else if (key === "e") { handled = focus("#escalate-note"); }
+    else if (key === "T") { handled = focus("[data-shortcut=next-t]"); }
+    else if (key === "K") { handled = focus("[data-shortcut=next-k]"); }
+    else if (key === "d") { handled = focus("[data-shortcut=d]"); }
+    else if (key === "m") { var more = document.getElementById("more"); if (more) { more.open = !more.open; more.querySelector("summary").focus(); handled = true; } }
+    else if (key === "i") { openMore(); handled = focus("[data-shortcut=i]"); }
+    else if (key === "e") { openMore(); handled = focus("#escalate-note"); }
     else if (key === "?") { var help = document.getElementById("shortcuts"); if (help) { help.open = !help.open; handled = true; } }
     if (handled) { event.preventDefault(); }
   });
