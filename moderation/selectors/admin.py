@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import Count, Prefetch
+from django.db.models import Count, F, Prefetch
 
 from hashing.algorithms import ALGORITHMS
 from hashing.models import Bank, BankEntry
@@ -70,7 +70,10 @@ def bank_rows(*, bank_id: int | None = None) -> list[BankRow]:
 
 def api_key_rows() -> list[ApiKey]:
     """Every API key, active ones first, newest first, with its partner. One query."""
-    return list(ApiKey.objects.select_related("partner").order_by("revoked_at", "-created_at"))
+    # Active keys first (no revocation time), then revoked ones: NULLs placed first on every database
+    # (PostgreSQL sorts them last by default, SQLite first).
+    return list(ApiKey.objects.select_related("partner").order_by(F("revoked_at").asc(nulls_first=True),
+                                                                   "-created_at"))
 
 
 @dataclass(frozen=True)
