@@ -37,7 +37,7 @@ from moderation.models import Decision, OzoneReport, Report, ReportedItem, Strea
 from moderation.observability import events
 from moderation.platforms.atproto import AtprotoPlatform, parse_post, parse_time
 from moderation.platforms.base import LocationRejected
-from moderation.security.secrets import hash_pin, new_case_number, new_pin
+from moderation.services.intake import report_open_without_notice
 from moderation.services.triage import task_create
 
 logger = logging.getLogger(__name__)
@@ -163,28 +163,15 @@ def _report_event(event: dict[str, object], *, platform: AtprotoPlatform, result
 
 def _open_case(*, uri: str, reason_type: str, comment: str, reported_by: str, event_id: int,
                now: datetime) -> Report:
-    hours = settings.TAKEDOWN_DEADLINE_HOURS[Report.Source.PLATFORM]
     reason = reason_type.rsplit("#", 1)[-1]
-    for _attempt in range(5):
-        try:
-            with transaction.atomic():
-                report = Report.objects.create(
-                    case_number=new_case_number(), pin_hash=hash_pin(new_pin()),  # the reporter follows it in the app
-                    source=Report.Source.PLATFORM, status=Report.Status.RECEIVED,
-                    # The platform's account, not a person's name; no email: the app tells its user.
-                    reporter_name=f"{reported_by} (in-app report)"[:200], reporter_email="", relationship="",
-                    signature="", good_faith=False, adult_confirmed=False,
-                    statement=(f"Reported in the app as {reason}." + (f" The reporter wrote: {comment}" if comment
-                                                                        else ""))[:4000],
-                    received_at=now, notice_complete_at=now, deadline_at=now + timedelta(hours=hours),
-                    receipt_queued_at=now,  # no receipt: there is no address to send it to
-                    context={"ozone": {"event": event_id, "reason_type": reason_type}})
-                ReportedItem.objects.create(report=report, location=uri)
-                task_create(report, media_ids=[])
-                return report
-        except IntegrityError:
-            continue  # case number collision (about 1 in 10^12); draw another
-    raise RuntimeError("could not allocate a unique case number")
+    # The reporter is the platform's account (its DID), not a person's name; they follow it in the app.
+    report = report_open_without_notice(
+        source=Report.Source.PLATFORM, reporter_name=f"{reported_by} (in-app report)", now=now,
+        statement=f"Reported in the app as {reason}." + (f" The reporter wrote: {comment}" if comment else ""),
+        context={"ozone": {"event": event_id, "reason_type": reason_type}})
+    ReportedItem.objects.create(report=report, location=uri)
+    task_create(report, media_ids=[])
+    return report
 
 
 def ozone_reports_resolve(*, platform: AtprotoPlatform, result: OzoneSync) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -35,8 +35,8 @@ from moderation import jobs
 from moderation.audit import audit_record
 from moderation.models import Decision, Match, MediaHash, Report, ReportedItem, ReviewTask, ScannerFinding
 from moderation.observability import events
-from moderation.security.secrets import hash_pin, new_case_number, new_pin
 from moderation.services import enforcement
+from moderation.services.intake import report_open_without_notice
 from moderation.services.triage import Reason, priority_reasons, task_create
 from moderation.signals import decision_carried_out
 
@@ -144,25 +144,12 @@ def _act(*, uri: str, uploader: str, posted_at: datetime | None, images: Sequenc
 
 
 def _create_report(*, now: datetime, banks: list[str], seq: int | None, event_time: datetime | None) -> Report:
-    hours = settings.TAKEDOWN_DEADLINE_HOURS[Report.Source.SCANNER]
-    for _attempt in range(5):
-        try:
-            with transaction.atomic():
-                return Report.objects.create(
-                    case_number=new_case_number(), pin_hash=hash_pin(new_pin()),  # nobody holds the PIN
-                    source=Report.Source.SCANNER, status=Report.Status.RECEIVED,
-                    # No reporter: the notice elements stay empty (and false: nobody stated them).
-                    reporter_name="", reporter_email="", relationship="", signature="",
-                    good_faith=False, adult_confirmed=False,
-                    statement=(f"Found by proactive scanning of the platform's event stream: an image in this post "
-                               f"matches {', '.join(banks)}.")[:2000],
-                    received_at=now, notice_complete_at=now, deadline_at=now + timedelta(hours=hours),
-                    receipt_queued_at=now,  # there is nobody to send a receipt to
-                    context={"scanner": {"seq": seq, "banks": banks,
-                                         "event_time": event_time.isoformat() if event_time else None}})
-        except IntegrityError:
-            continue  # case number collision (about 1 in 10^12); draw another
-    raise RuntimeError("could not allocate a unique case number")
+    return report_open_without_notice(
+        source=Report.Source.SCANNER, now=now,
+        statement=f"Found by proactive scanning of the platform's event stream: an image in this post matches "
+                  f"{', '.join(banks)}.",
+        context={"scanner": {"seq": seq, "banks": banks,
+                             "event_time": event_time.isoformat() if event_time else None}})
 
 
 def _record_matches(image: FoundImage) -> None:

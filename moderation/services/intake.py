@@ -6,6 +6,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -415,6 +416,27 @@ def _create_report(notice: Notice, *, pin_hash: str, now: datetime, deadline_hou
                                               flagger_reference=notice.flagger_reference).first()
                 if filed is not None:
                     raise DuplicateNotice(filed) from None
+            continue  # case number collision (about 1 in 10^12); draw another
+    raise RuntimeError("could not allocate a unique case number")
+
+
+def report_open_without_notice(*, source: str, statement: str, context: dict[str, Any], now: datetime,
+                               reporter_name: str = "") -> Report:
+    """A case that no person's signed notice opened (a report filed in the platform's app, a scanner's finding):
+    a fresh case number, a PIN nobody holds, the notice elements empty and false (nobody stated them), no
+    receipt (there is no address to send it to), and the legal clock of ``source`` running from ``now``.
+    Call inside a transaction with the case's items and task."""
+    hours = settings.TAKEDOWN_DEADLINE_HOURS[source]
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Report.objects.create(
+                    case_number=new_case_number(), pin_hash=hash_pin(new_pin()), source=source,
+                    status=Report.Status.RECEIVED, reporter_name=reporter_name[:200], reporter_email="",
+                    relationship="", signature="", good_faith=False, adult_confirmed=False,
+                    statement=statement[:4000], received_at=now, notice_complete_at=now,
+                    deadline_at=now + timedelta(hours=hours), receipt_queued_at=now, context=context)
+        except IntegrityError:
             continue  # case number collision (about 1 in 10^12); draw another
     raise RuntimeError("could not allocate a unique case number")
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from tests.hma.conftest import Contract, Hma, pdq_of
 
@@ -148,7 +149,9 @@ def test_the_curation_routes_answer_hmas_shapes(curator: Hma, contract: Contract
 
 def test_every_implemented_route_was_checked_against_the_contract(contract: Contract) -> None:
     """Runs after the tests above in this module (pytest keeps file order): none was left out."""
-    if not contract.checked:
+    if not contract.checked and not settings.TAKEDOWN_REQUIRE_SERVICES:
+        # Run alone (-k), nothing was checked yet. In CI the whole module runs, so an empty record means the
+        # recording broke: the assertion below fails instead of a skip hiding it.
         pytest.skip("run with the rest of this module")
     assert contract.checked >= IMPLEMENTED, sorted(IMPLEMENTED - contract.checked)
 
