@@ -6,7 +6,8 @@ from django import forms
 
 from moderation.models import ConsolePreference, Decision, MessageTemplate, Report, ReviewTask
 from moderation.models.console import MAX_BLUR_PX
-from moderation.selectors.queue import DEADLINE_BANDS, QUEUE_REASON_CODES, QueueFilters
+from moderation.selectors.queue import DEADLINE_BANDS, QUEUE_REASON_CODES, QUEUE_SORTS, QueueFilters, case_numbers
+from moderation.services.decisions import REASONS_BY_OUTCOME
 
 _ANY = [("", "any")]
 
@@ -24,6 +25,7 @@ class QueueFilterForm(forms.Form):
     score_min = forms.FloatField(required=False, min_value=0, max_value=1, label="Score from")
     score_max = forms.FloatField(required=False, min_value=0, max_value=1, label="Score to")
     queue = forms.ChoiceField(required=False, choices=[])
+    sort = forms.ChoiceField(required=False, label="Order", choices=list(QUEUE_SORTS))
 
     def __init__(self, *args: object, queues: list[tuple[str, str]] | None = None, **kwargs: object):
         """``queues``: (slug, name) of the named queues to filter by (selectors/queue.queue_choices)."""
@@ -46,7 +48,7 @@ class QueueFilterForm(forms.Form):
                             deadline_band=d.get("deadline") or "", assignee=(d.get("assignee") or "").strip(),
                             source=d.get("source") or "", has_match={"yes": True, "no": False}.get(has),
                             score_min=d.get("score_min"), score_max=d.get("score_max"),
-                            queue=d.get("queue") or "")
+                            queue=d.get("queue") or "", sort=d.get("sort") or "")
 
 
 class ConsoleDecideForm(forms.Form):
@@ -62,6 +64,79 @@ class ConsoleDecideForm(forms.Form):
         also = self.fields["also"]
         assert isinstance(also, forms.TypedMultipleChoiceField)
         also.choices = [(pk, str(pk)) for pk in group_task_ids or []]
+
+
+# At most two queue pages (views/console.QUEUE_PAGE_SIZE is 50) in one all-or-none transaction: it locks each
+# case in turn, so a bigger batch would hold the first cases' locks while the last ones are decided.
+BULK_DECIDE_MAX = 100
+# The outcomes the queue's bulk panel offers; the other two have their own steps on the case page.
+BULK_OUTCOMES: list[tuple[str, str]] = [(Decision.Outcome.TAKEDOWN, "Take down"),
+                                        (Decision.Outcome.NO_VIOLATION, "No violation")]
+
+
+class TaskIdsField(forms.Field):
+    """Task ids, each a positive integer, between 1 and ``BULK_DECIDE_MAX`` of them (duplicates dropped)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: object) -> list[int]:
+        values = [str(v).strip() for v in (value or [])] if isinstance(value, list | tuple) else (
+            [str(value).strip()] if value else [])
+        if not values:
+            raise forms.ValidationError("Tick at least one case in the queue.", code="required")
+        bad = [v for v in values if not v.isdigit()]
+        if bad:
+            raise forms.ValidationError(f"{bad[0][:20]!r} is not a case id; reload the queue and tick again.",
+                                        code="invalid")
+        ids = list(dict.fromkeys(int(v) for v in values))
+        if len(ids) > BULK_DECIDE_MAX:
+            raise forms.ValidationError(f"{len(ids)} cases are ticked; decide at most {BULK_DECIDE_MAX} at once.",
+                                        code="max")
+        return ids
+
+    def validate(self, value: object) -> None:
+        pass  # to_python has checked everything a value can get wrong
+
+
+class BulkDecideForm(forms.Form):
+    """The queue's bulk decision: the ticked cases, one outcome, one reason fitting it, and an optional note and
+    message templates. ``case_numbers`` afterwards holds (case number, state) per ticked task, to name them."""
+
+    tasks = TaskIdsField(label="Ticked cases")
+    decision = forms.ChoiceField(choices=BULK_OUTCOMES, label="Decision",
+                                 error_messages={"required": "Press Take down or No violation."})
+    reason = forms.ChoiceField(choices=Decision.Reason.choices, label="Reason",
+                               error_messages={"required": "Choose a reason."})
+    note = forms.CharField(required=False, max_length=5000, label="Rationale")
+    reporter_template = forms.CharField(required=False, max_length=60, label="Message to the reporters")
+    uploader_template = forms.CharField(required=False, max_length=60, label="Statement to the uploaders")
+    back = forms.CharField(required=False, max_length=2000)  # the queue's query string, to return to it
+
+    case_numbers: dict[int, tuple[str, str]]
+
+    def clean_tasks(self) -> list[int]:
+        ids: list[int] = self.cleaned_data["tasks"]
+        self.case_numbers = case_numbers(ids)
+        missing = [i for i in ids if i not in self.case_numbers]
+        if missing:
+            raise forms.ValidationError(f"There is no case with id {missing[0]}; reload the queue and tick again.")
+        return ids
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        outcome, reason = data.get("decision"), data.get("reason")
+        if outcome and reason and reason not in REASONS_BY_OUTCOME[str(outcome)]:
+            label = dict(Decision.Reason.choices)[str(reason)]
+            self.add_error("reason", f"“{label}” is not a reason for “{dict(BULK_OUTCOMES)[str(outcome)]}”; "
+                                     "choose one under that decision.")
+        if reason == Decision.Reason.OTHER and not str(data.get("note") or "").strip():
+            self.add_error("note", "Explain the decision when the reason is “Other”.")
+        return data
+
+    def error_text(self) -> str:
+        """The errors in one line, each after its field's label: "Reason: Choose a reason." """
+        return " ".join((f"{self.fields[name].label}: " if name in self.fields else "") + " ".join(map(str, errors))
+                        for name, errors in self.errors.items())
 
 
 class NoteForm(forms.Form):

@@ -42,11 +42,12 @@ SCORE_MEDIA = "moderation.tasks.score_media"
 TRIAGE_MEDIA = "moderation.tasks.triage_media"
 CARRY_OUT_ACTION = "moderation.tasks.carry_out_action"
 DECISION_FOLLOWUP = "moderation.tasks.decision_followup"
+DECISIONS_FOLLOWUP_BATCH = "moderation.tasks.decisions_followup_batch"
 RETROACTIVE_SWEEP = "moderation.tasks.retroactive_sweep"
 SEND_RECEIPT = "moderation.tasks.send_receipt"
 SCORE_SCAN = "moderation.tasks.score_scan"
 TASK_NAMES = (PROCESS_REPORT, PROCESS_MEDIA, SCORE_MEDIA, TRIAGE_MEDIA, CARRY_OUT_ACTION, DECISION_FOLLOWUP,
-              RETROACTIVE_SWEEP, SEND_RECEIPT, SCORE_SCAN)
+              DECISIONS_FOLLOWUP_BATCH, RETROACTIVE_SWEEP, SEND_RECEIPT, SCORE_SCAN)
 
 # Bank entry ids per retroactive sweep task: each task streams every stored media hash past these entries.
 SWEEP_ENTRIES_PER_TASK = 10_000
@@ -123,6 +124,11 @@ def actions_carry_out(action_ids: Iterable[int]) -> None:
 def decision_followup(decision_id: int) -> None:
     """The copy sweep, statements of reasons and notices that follow a committed decision."""
     send(DECISION_FOLLOWUP, decision_id)
+
+
+def decisions_followup_batch(batch: str) -> None:
+    """The follow-up of decisions made together: one message per uploader for the whole batch."""
+    send(DECISIONS_FOLLOWUP_BATCH, batch)
 
 
 def retroactive_sweep(entry_ids: list[int], after_id: int = 0) -> None:

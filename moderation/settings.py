@@ -298,8 +298,9 @@ TAKEDOWN_CLAIM_LEASE_MINUTES = env_int("TAKEDOWN_CLAIM_LEASE_MINUTES", 30, minim
 # Optional cap on media items one moderator may reveal per day (0 = no cap). A wellness setting:
 # leads choose it; Coop and the moderator-wellness literature recommend limiting daily exposure.
 TAKEDOWN_EXPOSURE_DAILY_CAP = env_int("TAKEDOWN_EXPOSURE_DAILY_CAP", 0, minimum=0)
-# PDQ distance within which two reported media count as near-duplicates on the case page (the
-# same radius the bank matcher uses, from the PDQ paper's recommended 31 of 256 bits).
+# PDQ distance within which two reported media count as near-duplicates on the case page, and within which
+# a new report's media join an open case holding them (services/joining.py) (the same radius the bank
+# matcher uses, from the PDQ paper's recommended 31 of 256 bits).
 TAKEDOWN_NEAR_DUPLICATE_PDQ_RADIUS = env_int("TAKEDOWN_NEAR_DUPLICATE_PDQ_RADIUS", 31, minimum=0)
 # Detection score from which the scan API answers "review" rather than "allow".
 TAKEDOWN_SCAN_REVIEW_SCORE = 0.5

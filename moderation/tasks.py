@@ -26,6 +26,7 @@ from moderation.services import (
     enforcement,
     hma,
     intake,
+    joining,
     outbox,
     pipeline,
     probe_training,
@@ -95,6 +96,8 @@ def score_media(media_id: int) -> None:
 @retrying_task("moderation.tasks.triage_media")
 def triage_media(media_id: int) -> None:
     for report_id in pipeline.reports_for_media(media_id):
+        # A report whose media an open case already holds joins it (services/joining.py) before triage.
+        joining.report_join_by_media(report_id)
         triage.report_triage(report_id)
 
 
@@ -114,6 +117,12 @@ def carry_out_action(action_id: int) -> None:
 def decision_followup(decision_id: int) -> None:
     """Copy sweep, statements of reasons and notices after a decision (each step idempotent)."""
     decisions.decision_followup(decision_id=decision_id)
+
+
+@retrying_task("moderation.tasks.decisions_followup_batch")
+def decisions_followup_batch(batch: str) -> None:
+    """The same for decisions made together (a group, a bulk decision, a case and its joined reports)."""
+    decisions.decisions_followup_batch(batch=batch)
 
 
 @retrying_task("moderation.tasks.deadlines_check")

@@ -23,6 +23,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 console_patterns = ([
     path("", console.queue, name="queue"),
     path("next", console.next_case, name="next"),
+    path("queue/decide", console.bulk_decide, name="bulk-decide"),
     path("case/<int:task_id>", console.case, name="case"),
     path("case/<int:task_id>/claim", console.claim, name="claim"),
     path("case/<int:task_id>/decide", console.decide, name="decide"),

@@ -97,6 +97,9 @@ class ReportStatus(serializers.Serializer):
     received_at = serializers.DateTimeField()
     deadline_at = serializers.DateTimeField(allow_null=True)
     closed_at = serializers.DateTimeField(allow_null=True)
+    reviewed_with_other_reports = serializers.BooleanField(
+        help_text="Other people reported the same content first; it is reviewed once, together with theirs, "
+                  "and this report gets the same decision.")
     decision = PublicDecision(allow_null=True)
     items = PublicItem(many=True)
 

@@ -70,6 +70,16 @@ class Report(models.Model):
     flagger_key = models.ForeignKey("moderation.ApiKey", on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="notices")
     flagger_reference = models.CharField(max_length=200, blank=True)
+    # Many reports, one item (services/joining.py): a report naming only content an open case already holds
+    # joins that case instead of opening its own review. It keeps its own case number, PIN, legal clock and
+    # notice; the case it joined is decided once, and the decision is applied to it and its reporter told.
+    joined_to = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="joined_reports")
+    joined_at = models.DateTimeField(null=True, blank=True)
+    join_basis = models.CharField(max_length=100, blank=True)  # e.g. "same location", "same media (PDQ 4)"
+    # How many reports this case stands for: itself, the reports that joined it and, for a case opened by
+    # in-app reports, each further in-app report about the same post. The queue shows and sorts by it.
+    report_count = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["-received_at"]

@@ -118,6 +118,9 @@ class Decision(models.Model):
     # then a beat task sends them and sets ``released_at``. Null for a decision that took effect at once.
     effective_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
+    # Decisions made together (a bulk decision from the queue, a near-duplicate group, a case and the reports
+    # that joined it) share a batch: their uploaders get one message each for the whole batch.
+    batch = models.CharField(max_length=40, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -58,6 +58,8 @@ class CaseDetail:
     near_duplicates: list[NearDuplicate] = field(default_factory=list)
     withheld_media: set[int] = field(default_factory=set)
     decisions: list[Decision] = field(default_factory=list)
+    # Many reports, one item (services/joining.py): the reports that joined this case, oldest first.
+    joined: list[Report] = field(default_factory=list)
 
 
 def case_detail(task_id: int) -> CaseDetail:
@@ -102,6 +104,8 @@ def case_detail(task_id: int) -> CaseDetail:
         near_duplicates=near_duplicates(report=report, media_ids=media_pks),
         withheld_media=withheld_media_ids(media_pks),
         decisions=list(report.decisions.select_related("decided_by", "confirmed_by")),
+        joined=list(Report.objects.filter(joined_to=report).order_by("received_at", "id"))
+        if report.report_count > 1 else [],
     )
 
 

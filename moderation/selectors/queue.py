@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from moderation.models import Queue, ReportedItem, ReviewTask
 
-QUEUE_REASON_CODES = ("deadline", "match", "confirmed_bank", "score", "source", "self_report")
+QUEUE_REASON_CODES = ("deadline", "match", "confirmed_bank", "score", "source", "self_report", "reports")
 # Deadline bands for filters and the dashboard: (key, label, hours left from, hours left to).
 DEADLINE_BANDS: tuple[tuple[str, str, float | None, float | None], ...] = (
     ("breached", "deadline passed", None, 0),
@@ -21,6 +21,10 @@ DEADLINE_BANDS: tuple[tuple[str, str, float | None, float | None], ...] = (
     ("under_48h", "24-48 h left", 24, 48),
     ("later", "more than 48 h left", 48, None),
 )
+# The queue's orders: (value of the filter's "sort", label). "" is queue order: priority, then age.
+SORT_REPORTS = "reports"
+QUEUE_SORTS: tuple[tuple[str, str], ...] = (("", "queue order"), (SORT_REPORTS, "most reports first"))
+_QUEUE_ORDER = ("-priority", "created_at", "id")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,14 @@ class QueueFilters:
     score_min: float | None = None
     score_max: float | None = None
     queue: str = ""  # a Queue's slug; "none" for cases in no queue
+    sort: str = ""  # "" (queue order) or SORT_REPORTS: the cases that stand for most reports first
+
+
+def _ordering(f: QueueFilters) -> tuple[str, ...]:
+    """Queue order, or most reports first and then queue order (ties stay in the order "next" takes them)."""
+    if f.sort == SORT_REPORTS:
+        return ("-report__report_count", *_QUEUE_ORDER)
+    return _QUEUE_ORDER
 
 
 # What a queue row shows besides the task: joined, never queried per row.
@@ -51,9 +63,9 @@ def _report_items() -> QuerySet[ReportedItem]:
 def queue_tasks(*, state: str | None = None, assignee: Any = None, filters: QueueFilters | None = None,
                 user: Any = None, now: datetime | None = None) -> QuerySet[ReviewTask]:
     """Tasks in queue order (priority, then age); undecided ones by default, with per-row figures."""
-    qs = _queue_filtered(filters or QueueFilters(state=state or ""), assignee=assignee, user=user,
-                         now=now or timezone.now())
-    return _queue_annotated(qs.select_related(*_ROW_RELATED)).order_by("-priority", "created_at", "id")
+    f = filters or QueueFilters(state=state or "")
+    qs = _queue_filtered(f, assignee=assignee, user=user, now=now or timezone.now())
+    return _queue_annotated(qs.select_related(*_ROW_RELATED)).order_by(*_ordering(f))
 
 
 def _queue_filtered(f: QueueFilters, *, assignee: Any, user: Any, now: datetime) -> QuerySet[ReviewTask]:
@@ -144,13 +156,13 @@ def queue_page(*, filters: QueueFilters, user: Any, number: int, size: int,
     number = max(1, number)
     base = _queue_filtered(filters, assignee=None, user=user, now=now or timezone.now())
     offset = (number - 1) * size
-    ids = list(base.order_by("-priority", "created_at", "id").values_list("id", flat=True)[offset:offset + size + 1])
+    ids = list(base.order_by(*_ordering(filters)).values_list("id", flat=True)[offset:offset + size + 1])
     has_next = len(ids) > size
     ids = ids[:size]
     by_id = {t.pk: t for t in _queue_annotated(
         ReviewTask.objects.filter(pk__in=ids).select_related(*_ROW_RELATED))} if ids else {}
     total = None
-    unfiltered = filters == QueueFilters(state=filters.state)
+    unfiltered = replace(filters, sort="") == QueueFilters(state=filters.state)  # an order filters nothing
     if counts is not None and unfiltered:
         total = counts.get(filters.state) if filters.state else sum(
             n for state, n in counts.items() if state != ReviewTask.State.DECIDED)
@@ -165,6 +177,12 @@ def queue_counts() -> dict[str, int]:
     counts = {state: 0 for state in ReviewTask.State.values if state != ReviewTask.State.DECIDED}
     counts.update({row["state"]: row["n"] for row in rows})
     return counts
+
+
+def case_numbers(task_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """(case number, state) of each task that exists among ``task_ids``, by task id: one query."""
+    rows = ReviewTask.objects.filter(pk__in=task_ids).values_list("pk", "report__case_number", "state")
+    return {pk: (number, state) for pk, number, state in rows}
 
 
 def queue_choices() -> list[tuple[str, str]]:

@@ -48,6 +48,9 @@ def report_public_status(report: Report) -> dict[str, Any]:
         "received_at": report.received_at.isoformat(),
         "deadline_at": report.deadline_at.isoformat() if report.deadline_at else None,
         "closed_at": report.closed_at.isoformat() if report.closed_at else None,
+        # Others reported the same content first: it is reviewed once, with theirs (services/joining.py).
+        # The other case is not named: it is someone else's.
+        "reviewed_with_other_reports": report.joined_to_id is not None,
         "decision": None if decision is None else {
             "outcome": decision.outcome,
             "reason": decision.get_reason_display(),

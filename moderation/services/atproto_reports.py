@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from moderation import jobs
@@ -139,6 +140,8 @@ def _report_event(event: dict[str, object], *, platform: AtprotoPlatform, result
             if report is None:
                 report = _open_case(uri=post.uri, reason_type=reason_type, comment=comment, reported_by=reported_by,
                                     event_id=event_id, now=now)
+            else:  # counted by the case it stands in: itself, or the case it joined (services/joining.py)
+                Report.objects.filter(pk=report.joined_to_id or report.pk).update(report_count=F("report_count") + 1)
             OzoneReport.objects.create(event_id=event_id, report=report, subject_uri=post.uri,
                                        subject_cid=str(subject.get("cid", ""))[:200], reason_type=reason_type,
                                        reported_by=reported_by, reported_at=reported_at)

@@ -58,8 +58,11 @@ def deadlines_check(*, now: datetime | None = None) -> DeadlineRun:
     """Send due reminders and escalate breaches. ``now`` lets tests travel in time."""
     now = now or timezone.now()
     run = DeadlineRun()
+    # A joined report's clock is carried by the case it joined, which takes the earlier deadline
+    # (services/joining.py): reminders and escalations come once, for the case under review.
     reports = Report.objects.filter(status__in=OPEN_STATUSES, deadline_at__isnull=False,
-                                    notice_complete_at__isnull=False, escalated_at__isnull=True)
+                                    notice_complete_at__isnull=False, escalated_at__isnull=True,
+                                    joined_to__isnull=True)
     for report in reports.order_by("deadline_at"):
         used = fraction_used(report, now)
         if used is None:

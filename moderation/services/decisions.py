@@ -13,10 +13,13 @@ Which decisions need a second reviewer (four-eyes), and why:
 
 from __future__ import annotations
 
+import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,7 +38,7 @@ from moderation.models import (
 )
 from moderation.platforms import get_enforcer
 from moderation.roles import PERM_DECIDE, PERM_OVERRIDE_AUTOMATION, PERM_SECOND_REVIEW, require
-from moderation.services import dsa, enforcement
+from moderation.services import dsa, enforcement, joining
 from moderation.services.banking import confirmed_hashes_bank
 from moderation.services.claims import InvalidDecision, ReviewError, note_clean, task_claim, task_snapshot
 from moderation.services.message_templates import message_choice
@@ -54,6 +57,8 @@ REASONS_BY_OUTCOME: dict[str, set[str]] = {
 }
 # Outcomes that cannot be undone; see the module docstring.
 IRREVERSIBLE_OUTCOMES = {Decision.Outcome.CHILD_SAFETY}
+# The batch of the group decision being made (``decision_submit_group``), read by ``_decide``.
+_BATCH: ContextVar[str] = ContextVar("decision_batch", default="")
 UNDECIDED_STATES = (ReviewTask.State.OPEN, ReviewTask.State.CLAIMED, ReviewTask.State.ESCALATED,
                     ReviewTask.State.AWAITING_SECOND)
 
@@ -249,7 +254,11 @@ def proposal_reject(*, proposal_id: int, user: Any, note: str) -> ReviewTask:
 def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, reason: str, note: str,
             reporter_template: str, uploader_template: str, overrides_automation: bool,
             acting_user: Any, effective_at: datetime | None = None) -> DecisionResult:
+    """Decide one case, and the reports that joined it (services/joining.py), in one transaction. Inside a
+    group decision (``decision_submit_group``) the decisions join the group's batch and its follow-up;
+    otherwise the case's own follow-up runs once everything commits."""
     actor = actor_for_user(acting_user)
+    batch = _BATCH.get()
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().select_related("report").get(pk=task_id)
         if task.state == ReviewTask.State.DECIDED:
@@ -259,11 +268,13 @@ def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, r
             raise ReviewError("You no longer hold this case; claim it again.")
         report = task.report
         before = task_snapshot(task, report)
+        joins = report.report_count > 1 and outcome != Decision.Outcome.NEEDS_INFORMATION
         decision = Decision.objects.create(task=task, report=report, outcome=outcome, reason=reason,
                                            note=note, decided_by=decided_by, confirmed_by=confirmed_by,
                                            overrides_automation=overrides_automation,
                                            reporter_template=reporter_template, uploader_template=uploader_template,
-                                           effective_at=effective_at)
+                                           effective_at=effective_at,
+                                           batch=batch or (uuid.uuid4().hex if joins else ""))
         now = timezone.now()
         task.state = ReviewTask.State.DECIDED
         task.closed_at = now
@@ -285,6 +296,8 @@ def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, r
             report.closed_at = now
         elif outcome == Decision.Outcome.NEEDS_INFORMATION:
             report.status = Report.Status.NEEDS_INFORMATION
+            # Its reporter is asked; the reports that joined it need not wait: the oldest becomes a case.
+            joining.joined_promote(case=report, why="the case waits for information from its reporter")
         elif outcome == Decision.Outcome.CHILD_SAFETY:
             # Out of ordinary handling for good: no takedown action, no bank entry from this case.
             ChildSafetyReferral.objects.filter(task=task, state=ChildSafetyReferral.State.PENDING).update(
@@ -297,13 +310,20 @@ def _decide(*, task_id: int, decided_by: Any, confirmed_by: Any, outcome: str, r
                            "confirmed_by": actor_for_user(confirmed_by) if confirmed_by else None,
                            **({"effective_at": effective_at.isoformat()} if effective_at else {})},
                      reason=reason, before=before, after=task_snapshot(task, report))
+        joined = joining.joined_decisions_create(decision=decision, case=report) if joins else []
         # The exchange records our verdict on partners' hashes this case matched (moderation/signals.py).
         decision_carried_out.send(sender=Decision, decision=decision)
-        action_ids = [a.pk for a in actions]
+        action_ids = [a.pk for a in actions] + list(Action.objects.filter(decision__in=joined).values_list(
+            "pk", flat=True))
         if effective_at is None:
             transaction.on_commit(lambda: jobs.actions_carry_out(action_ids))
-            # Notices, statements of reasons and the copy sweep (decision_followup), once committed.
-            transaction.on_commit(lambda: jobs.decision_followup(decision.pk))
+            # Notices, statements of reasons and the copy sweep, once committed: the group's follow-up
+            # (decision_submit_group), the batch's, or this decision's own.
+            if not _BATCH.get():
+                if decision.batch:
+                    transaction.on_commit(lambda: jobs.decisions_followup_batch(decision.batch))
+                else:
+                    transaction.on_commit(lambda: jobs.decision_followup(decision.pk))
     return DecisionResult(decision, actions)
 
 
@@ -325,16 +345,24 @@ def decision_submit_group(*, task_ids: list[int], user: Any, outcome: str, reaso
     result per case, in the order given."""
     ordered = list(dict.fromkeys(task_ids))
     results: dict[int, SubmitResult] = {}
-    with transaction.atomic():
-        for task_id in ordered:
-            try:
-                results[task_id] = decision_submit(
-                    task_id=task_id, user=user, outcome=outcome, reason=reason, note=note,
-                    reporter_template=reporter_template, uploader_template=uploader_template)
-            except (ReviewError, InvalidDecision, ReviewTask.DoesNotExist) as exc:
-                if task_id == ordered[0]:
-                    raise
-                raise GroupDecisionError(task_id, exc) from exc
+    batch = uuid.uuid4().hex
+    token = _BATCH.set(batch)
+    try:
+        with transaction.atomic():
+            for task_id in ordered:
+                try:
+                    results[task_id] = decision_submit(
+                        task_id=task_id, user=user, outcome=outcome, reason=reason, note=note,
+                        reporter_template=reporter_template, uploader_template=uploader_template)
+                except (ReviewError, InvalidDecision, ReviewTask.DoesNotExist, PermissionDenied) as exc:
+                    if task_id == ordered[0]:
+                        raise
+                    raise GroupDecisionError(task_id, exc) from exc
+            if any(r.decision is not None for r in results.values()):
+                # One follow-up for the whole group: each uploader gets one message for all of it.
+                transaction.on_commit(lambda: jobs.decisions_followup_batch(batch))
+    finally:
+        _BATCH.reset(token)
     return results
 
 
@@ -347,30 +375,65 @@ def decision_followup(*, decision_id: int) -> None:
     4. each uploader the platform can name gets the statement of reasons with an appeal link.
     """
     decision = Decision.objects.select_related("report").get(pk=decision_id)
+    _uploaders_notify([(decision, statement) for statement in _followup_steps(decision)])
+
+
+def decisions_followup_batch(*, batch: str) -> None:
+    """What follows decisions made together (a group or bulk decision, a case and the reports that joined it):
+    steps 1-3 of ``decision_followup`` for each, then one message per uploader for the whole batch, carrying
+    the statement of reasons of each of their items (each statement stays one per item, as the DSA database
+    takes them). Each step idempotent."""
+    made = list(Decision.objects.filter(batch=batch).select_related("report").order_by("id")) if batch else []
+    pairs: list[tuple[Decision, StatementOfReasons]] = []
+    for decision in made:
+        pairs += [(decision, statement) for statement in _followup_steps(decision)]
+    _uploaders_notify(pairs)
+
+
+def _followup_steps(decision: Decision) -> list[StatementOfReasons]:
+    """Steps 1-3 of ``decision_followup``. Returns the decision's statements of reasons."""
     report = decision.report
     takedown = decision.outcome == Decision.Outcome.TAKEDOWN
     if takedown:
         # services/sweep.py already records Match rows for stored media when the confirmed hashes join
         # the bank (TAKEDOWN_BANK_ENTRIES_ADDED_HOOK); this step removes the copies on the platform.
-        enforcement.copies_sweep(decision_id=decision_id)
-    statements = dsa.statements_for_decision(decision_id=decision_id)
+        enforcement.copies_sweep(decision_id=decision.pk)
+    statements = dsa.statements_for_decision(decision_id=decision.pk)
     if decision.outcome not in (Decision.Outcome.TAKEDOWN, Decision.Outcome.NO_VIOLATION):
-        return  # needs-information and child-safety outcomes have their own messages
+        return []  # needs-information and child-safety outcomes have their own messages
     if not already_sent("decision", decision.pk):
         notice_send(kind="decision", to=[report.reporter_email], object_type="decision", object_id=decision.pk,
                     context={"case_number": report.case_number, "takedown": takedown,
                              "reason": decision.get_reason_display(), "automated": decision.automated,
                              "message": chosen_message(decision.reporter_template, report.case_number),
                              **redress_options()})
+    return statements
+
+
+def _uploaders_notify(pairs: list[tuple[Decision, StatementOfReasons]]) -> None:
+    """Step 4: each uploader the platform can name gets their statements of reasons with appeal links, in one
+    message per uploader. A statement is claimed (``uploader_notified_at``) before it is sent, so a retry
+    never sends it twice."""
     enforcer = get_enforcer()
-    for statement in statements:
+    by_contact: dict[str, list[tuple[Decision, StatementOfReasons]]] = {}
+    for decision, statement in pairs:
         if statement.uploader_notified_at is not None:
             continue
         contact = enforcer.uploader_contact(statement.item.location)
         claimed = StatementOfReasons.objects.filter(pk=statement.pk, uploader_notified_at__isnull=True).update(
             uploader_notified_at=timezone.now())
         if claimed and contact:
+            by_contact.setdefault(contact, []).append((decision, statement))
+    for contact, theirs in by_contact.items():
+        contexts = []
+        for decision, statement in theirs:
             context = statement_context(statement, appeal_link=dsa.appeal_url(statement))
             context["message"] = chosen_message(decision.uploader_template, "")
-            notice_send(kind="statement_of_reasons", to=[contact], object_type="statement", object_id=statement.pk,
-                        context=context)
+            contexts.append(context)
+        if len(contexts) == 1:
+            notice_send(kind="statement_of_reasons", to=[contact], object_type="statement",
+                        object_id=theirs[0][1].pk, context=contexts[0])
+        else:
+            notice_send(kind="statements_of_reasons", to=[contact], object_type="statement",
+                        object_id=theirs[0][1].pk,
+                        context={"statements": contexts, "message": contexts[0]["message"], **redress_options()})

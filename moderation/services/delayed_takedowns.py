@@ -23,6 +23,7 @@ from moderation.models import Action, Decision, ReviewTask
 from moderation.roles import PERM_DECIDE, require
 from moderation.services.claims import InvalidDecision
 from moderation.services.decisions import DecisionResult, decision_make
+from moderation.services.enforcement import decision_group
 
 # Long enough for a coordinated action, short enough that a forgotten one is noticed.
 DELAY_MAX = timedelta(days=14)
@@ -97,7 +98,8 @@ def delayed_takedown_effective_now(*, decision_id: int, user: Any) -> Decision:
             return decision
         before = {"effective_at": decision.effective_at.isoformat()}
         now = timezone.now()
-        Decision.objects.filter(pk=decision.pk).update(effective_at=now)
+        # With it, the decisions of the reports that joined the case (services/joining.py) take effect too.
+        Decision.objects.filter(pk__in=decision_group(decision), released_at=None).update(effective_at=now)
         audit_record(actor=actor_for_user(user), action="decision.effective_now", object_type="decision",
                      object_id=decision.pk, before=before, after={"effective_at": now.isoformat()})
     delayed_takedowns_release(now=now)

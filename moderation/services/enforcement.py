@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -56,16 +57,38 @@ def action_carry_out(action_id: int) -> Action:
         audit_record(actor=SYSTEM, action="action.done", object_type="action", object_id=locked.pk,
                      data={"kind": locked.kind, "enforcer": locked.enforcer, "item": locked.item_id,
                            "already_gone": already_gone})
-        report = Report.objects.select_for_update().get(pk=locked.decision.report_id)
-        pending = Action.objects.filter(decision=locked.decision, kind=Action.Kind.REMOVE).exclude(
-            status=Action.Status.DONE).exists()
-        if locked.kind == Action.Kind.REMOVE and not pending and report.status == Report.Status.ACTIONING:
-            report.status = Report.Status.REMOVED
-            report.closed_at = now
-            report.save(update_fields=["status", "closed_at", "updated_at"])
-            audit_record(actor=SYSTEM, action="report.removed", object_type="report", object_id=report.pk,
-                         data={"decision": locked.decision_id})
+        if locked.kind == Action.Kind.REMOVE:
+            group = decision_group(locked.decision)
+            if len(group) > 1:  # the same location named by the reports that joined the case is gone too
+                ReportedItem.objects.filter(report__decisions__in=group, location=locked.item.location).exclude(
+                    state=ReportedItem.State.REMOVED).update(state=ReportedItem.State.REMOVED, removed_at=now)
+            for report in _reports_removed_if_done(group, now):
+                audit_record(actor=SYSTEM, action="report.removed", object_type="report", object_id=report.pk,
+                             data={"decision": locked.decision_id})
     return locked
+
+
+def decision_group(decision: Decision) -> list[int]:
+    """The decisions carried out together with ``decision``: a case's and those of the reports that joined it
+    (services/joining.py: the same review task and batch), or ``decision`` alone."""
+    if not decision.batch:
+        return [decision.pk]
+    return list(Decision.objects.filter(task_id=decision.task_id, batch=decision.batch).values_list("pk", flat=True))
+
+
+def _reports_removed_if_done(group: list[int], now: datetime) -> list[Report]:
+    """Once no removal of the group is pending, every report of it still "removal in progress" is removed."""
+    if Action.objects.filter(decision_id__in=group, kind=Action.Kind.REMOVE).exclude(
+            status=Action.Status.DONE).exists():
+        return []
+    done = list(Report.objects.select_for_update().filter(
+        pk__in=Decision.objects.filter(pk__in=group).values("report_id"), status=Report.Status.ACTIONING)
+        .order_by("id"))
+    for report in done:
+        report.status = Report.Status.REMOVED
+        report.closed_at = now
+        report.save(update_fields=["status", "closed_at", "updated_at"])
+    return done
 
 
 def action_failed(action_id: int, error: str) -> None:
@@ -148,7 +171,9 @@ def copies_sweep(*, decision_id: int) -> list[Action]:
     enforcer = get_enforcer()
     created: list[Action] = []
     with transaction.atomic():
-        known = set(Action.objects.filter(decision=decision).values_list("item__location", flat=True))
+        # Locations this decision, or a joined report's decided with it, removes already.
+        known = set(Action.objects.filter(decision_id__in=decision_group(decision)).values_list("item__location",
+                                                                                               flat=True))
         for item in copies_find(report=decision.report):
             if item.location in known:
                 continue

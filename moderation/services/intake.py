@@ -25,6 +25,7 @@ from moderation.models import ApiKey, Appeal, Media, MediaHash, Report, Reported
 from moderation.observability import events
 from moderation.platforms import LocationRejected, get_content_source
 from moderation.security.secrets import hash_pin, new_case_number, new_pin
+from moderation.services import joining
 from moderation.services.api_keys import FLAGGER_SOURCES
 from moderation.services.banking import hashes_withdraw
 from moderation.services.claims import task_reopen
@@ -210,8 +211,8 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
     # transaction.
     with transaction.atomic(), audit_batch():
         report = _create_report(notice, pin_hash=hash_pin(pin), now=now, deadline_hours=hours, missing=missing)
-        ReportedItem.objects.bulk_create([ReportedItem(report=report, location=location)
-                                          for location in locations_normalise(notice.locations)[0]])
+        locations = locations_normalise(notice.locations)[0]
+        ReportedItem.objects.bulk_create([ReportedItem(report=report, location=location) for location in locations])
         media_ids: list[int] = []
         for upload, info in zip(uploads, infos, strict=True):
             media = media_store(data=upload.data, origin=Media.Origin.UPLOAD, info=info)
@@ -232,9 +233,13 @@ def report_submit(*, notice: Notice, uploads: list[Upload] | None = None,
         if missing:
             transaction.on_commit(lambda: _send_needs_information(report_id))
             transaction.on_commit(lambda: _enqueue_receipt(report_id))
-        else:
-            # Copies found through client hashes are links, not media: the case's media are the uploads.
+        elif uploads or notice.client_hashes or not joining.report_join_by_location(
+                report=report, locations=locations, now=now):
+            # A report naming only links an open case holds joins it (services/joining.py) and has no review
+            # of its own. Copies found through client hashes are links, not media: the case's media are the
+            # uploads.
             task_create(report, media_ids=media_ids)
+        if not missing:
             # One message to the broker: processing starts by queueing the receipt (receipt_queue).
             transaction.on_commit(lambda: _enqueue(report_id))
     events.report_received(report.source)
@@ -335,6 +340,10 @@ def report_withdraw(*, report: Report, now: datetime | None = None) -> int:
         report.save(update_fields=["status", "withdrawn_at", "closed_at", "updated_at"])
         ReviewTask.objects.filter(report=report).exclude(state=ReviewTask.State.DECIDED).update(
             state=ReviewTask.State.DECIDED, closed_at=now, assignee=None, lease_expires_at=None)
+        # Many reports, one item: a joined report leaves its case's count; a case with joined reports hands
+        # them to the oldest of them, which becomes a case of its own (services/joining.py).
+        joining.report_leaves(report=report)
+        joining.joined_promote(case=report, why="the case was withdrawn by its reporter")
         # The reporter's own request for a review ends with the case; an uploader's appeal stands.
         appeals = list(Appeal.objects.filter(decision__report=report, appellant=Appeal.Appellant.REPORTER,
                                              state=Appeal.State.OPEN).values_list("pk", flat=True))

@@ -23,7 +23,8 @@ from moderation.services.message_templates import message_render
 logger = logging.getLogger(__name__)
 
 KINDS = frozenset({
-    "report_received", "needs_information", "decision", "statement_of_reasons", "appeal_received",
+    "report_received", "needs_information", "decision", "statement_of_reasons", "statements_of_reasons",
+    "appeal_received",
     "appeal_decided", "withdrawn", "deadline_reminder", "deadline_breached", "decision_changed",
 })
 

@@ -37,6 +37,9 @@ SOURCE_POINTS: dict[str, int] = {Report.Source.ESAFETY: 10}
 # goes ahead of an ordinary notice with the same evidence unless that one's clock is much closer to the end.
 TRUSTED_FLAGGER_POINTS = 30
 SELF_REPORT_POINTS = 5          # the person depicted reported it themselves
+# Many reports of one item (services/joining.py): the more people report it, the more it has spread.
+REPORTS_POINTS_EACH = 5         # per report beyond the first
+REPORTS_MAX_POINTS = 20
 # A case past its deadline (escalated by services/deadlines.py) tops the queue: every other factor
 # together stays under this. Derived from the report's escalation, so every recompute keeps it.
 BREACH_PRIORITY_BOOST = 1000
@@ -90,14 +93,23 @@ def priority_reasons(report: Report, now: datetime | None = None, *,
     if media_ids is None:
         media_ids = list(report.items.exclude(media=None).values_list("media_id", flat=True))
     reasons += _media_reasons(media_ids) if media_ids else []
-    if report.source in SOURCE_POINTS:
-        reasons.append(Reason("source", SOURCE_POINTS[report.source], f"reported via {report.get_source_display()}"))
-    if report.source == Report.Source.TRUSTED_FLAGGER:
-        flagger = report.flagger_key.name if report.flagger_key_id and report.flagger_key else "a trusted flagger"
+    # A case stands for the reports that joined it too: their sources count as if they were its own.
+    reports = [report, *(report.joined_reports.filter(status__in=BREACH_STATUSES).select_related("flagger_key")
+                         if report.report_count > 1 else [])]
+    source = max((r for r in reports if r.source in SOURCE_POINTS), key=lambda r: SOURCE_POINTS[r.source],
+                 default=None)
+    if source is not None:
+        reasons.append(Reason("source", SOURCE_POINTS[source.source], f"reported via {source.get_source_display()}"))
+    flagged = next((r for r in reports if r.source == Report.Source.TRUSTED_FLAGGER), None)
+    if flagged is not None:
+        flagger = flagged.flagger_key.name if flagged.flagger_key_id and flagged.flagger_key else "a trusted flagger"
         reasons.append(Reason("trusted_flagger", TRUSTED_FLAGGER_POINTS,
                               f"DSA Art. 22 priority: notice from trusted flagger {flagger}"))
-    if report.relationship == Report.Relationship.SELF:
+    if any(r.relationship == Report.Relationship.SELF for r in reports):
         reasons.append(Reason("self_report", SELF_REPORT_POINTS, "reported by the person depicted"))
+    if report.report_count > 1:
+        reasons.append(Reason("reports", min(REPORTS_MAX_POINTS, REPORTS_POINTS_EACH * (report.report_count - 1)),
+                              f"reported {report.report_count} times"))
     reasons.sort(key=lambda r: (-r.points, r.code))
     return reasons
 
@@ -190,6 +202,16 @@ def report_triage(report_id: int) -> ReviewTask | None:
     """Recompute the priority of the report's open task. Unchanged priority writes nothing."""
     with transaction.atomic():
         report = Report.objects.select_for_update().get(pk=report_id)
+        if report.joined_to_id is not None:
+            # Reviewed with the case it joined (services/joining.py): that case's priority is recomputed.
+            if report.status == Report.Status.RECEIVED:
+                report.status = Report.Status.IN_REVIEW
+                report.save(update_fields=["status", "updated_at"])
+            report = Report.objects.select_for_update().get(pk=report.joined_to_id)
+            task = ReviewTask.objects.filter(report=report, kind=ReviewTask.Kind.REPORT).first()
+            if task is not None:
+                task_reprioritise(task, report)
+            return task
         task = task_ensure(report)
         if task.state == ReviewTask.State.DECIDED:
             return task

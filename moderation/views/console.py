@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,11 +16,14 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from moderation import jobs
 from moderation.console_forms import (
+    BULK_DECIDE_MAX,
+    BulkDecideForm,
     ConsoleDecideForm,
     MessageTemplateForm,
     NoteForm,
@@ -90,11 +93,88 @@ def queue(request: HttpRequest) -> HttpResponse:
     page = queue_selectors.queue_page(filters=filters, user=request.user, size=QUEUE_PAGE_SIZE, counts=counts,
                                       number=int(number) if number.isdigit() else 1)
     kept = {k: v for k, v in request.GET.items() if k != "page" and v}
+    user: Any = request.user
+    selectable = _bulk_selectable(page.rows, user)
+    by_reports = filters.sort == queue_selectors.SORT_REPORTS
     return render(request, "console/queue.html", {
         "page": page, "form": form, "now": timezone.now(), "query": urlencode(kept),
         "state_counts": [(value, label, counts.get(value)) for value, label in ReviewTask.State.choices],
-        "exposure_today": exposure.exposure_today(user=request.user), "queues": queues,
+        "exposure_today": exposure.exposure_today(user=user), "queues": queues,
+        # The "Reports" header orders by the number of reports, or back to queue order when it already does.
+        "by_reports": by_reports,
+        "reports_sort_query": urlencode({**{k: v for k, v in kept.items() if k != "sort"},
+                                         **({} if by_reports else {"sort": queue_selectors.SORT_REPORTS})}),
+        "selectable": selectable, "back": request.GET.urlencode(),
+        # The bulk decision panel: only for those who decide, only when the page has a case they may tick. It
+        # offers no message templates: reading them would cost the queue, a hot page, two more queries.
+        **({"reason_groups": _reason_groups(), "bulk_max": BULK_DECIDE_MAX} if selectable else {}),
     })
+
+
+def _bulk_selectable(rows: list[ReviewTask], user: Any) -> set[int]:
+    """The rows whose box the queue shows for a bulk decision: undecided cases this user could decide now (no
+    one else holds them; escalated ones only for seniors, and only those escalated to them or to no one named).
+    The service checks it all again when deciding."""
+    if not user.has_perm(PERM_DECIDE):
+        return set()
+    seniors = user.has_perm(PERM_SECOND_REVIEW)
+    states = {ReviewTask.State.OPEN, ReviewTask.State.CLAIMED, *([ReviewTask.State.ESCALATED] if seniors else [])}
+    # Queues the user's role may not work are not checked here (it would cost a query per queue): deciding
+    # such a case is refused with a message naming it.
+    return {t.pk for t in rows if t.state in states and t.assignee_id in (None, user.pk)
+            and t.escalated_to_id in (None, user.pk)}
+
+
+def _queue_url(query: str) -> str:
+    """The queue with the filters of ``query`` (a query string as the queue page sent it). Only the filter form's
+    fields and the page number are kept, and the path is always the queue's: never a redirect elsewhere."""
+    known = {*QueueFilterForm.base_fields, "page"}
+    kept = [(k, v) for k, v in parse_qsl(query.lstrip("?"))[:50] if k in known and v]
+    return reverse("console:queue") + (f"?{urlencode(kept)}" if kept else "")
+
+
+@login_required
+@require_POST
+def bulk_decide(request: HttpRequest) -> HttpResponse:
+    """Decide the cases ticked in the queue the same way, all or none (``decisions.decision_submit_group``),
+    then back to the queue with its filters and a message naming what was decided or what stopped it."""
+    require(request.user, PERM_DECIDE, "decide cases")
+    back = _queue_url(request.POST.get("back", ""))
+    form = BulkDecideForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Nothing was decided. {form.error_text()}")
+        return redirect(back)
+    d = form.cleaned_data
+    numbers = {pk: number for pk, (number, _state) in form.case_numbers.items()}
+    task_ids: list[int] = d["tasks"]
+    try:
+        results = decisions.decision_submit_group(
+            task_ids=task_ids, user=request.user, outcome=d["decision"], reason=d["reason"], note=d["note"],
+            reporter_template=d["reporter_template"], uploader_template=d["uploader_template"])
+    except decisions.GroupDecisionError as exc:
+        messages.error(request, f"Nothing was decided: case {numbers.get(exc.task_id, exc.task_id)} cannot be "
+                                f"decided ({exc.__cause__ or exc}). Untick it and decide the others again.")
+    except claims.InvalidDecision as exc:  # the input, the same for every case
+        label = form.fields[exc.field].label if exc.field in form.fields else exc.field
+        messages.error(request, f"Nothing was decided. {label}: {exc}")
+    except (claims.ReviewError, ReviewTask.DoesNotExist) as exc:  # the first ticked case's own error
+        why = exc if isinstance(exc, claims.ReviewError) else "it no longer exists"
+        messages.error(request, f"Nothing was decided: case {numbers[task_ids[0]]} cannot be decided ({why}). "
+                                "Untick it and decide the others again.")
+    except PermissionDenied as exc:
+        escalated = [number for number, state in form.case_numbers.values() if state == ReviewTask.State.ESCALATED]
+        messages.error(request, f"Nothing was decided: {exc}" + (
+            f" Untick the escalated cases ({', '.join(escalated)}): a senior moderator decides them."
+            if escalated else ""))
+    else:
+        decided = [numbers[pk] for pk, r in results.items() if r.decision is not None]
+        proposed = [numbers[pk] for pk, r in results.items() if r.proposal is not None]
+        text = f"Decided {len(decided)} case{'s' if len(decided) != 1 else ''}"
+        text += f": {', '.join(decided)}" if decided else ""
+        if proposed:
+            text += f"; proposed {len(proposed)} for a second reviewer: {', '.join(proposed)}"
+        messages.success(request, f"{text}.")
+    return redirect(back)
 
 
 @login_required

@@ -156,8 +156,9 @@ def test_a_reversal_takes_the_content_down_banks_the_hashes_sweeps_copies_and_te
     # Item 20 is re-posted at item 23, which someone else reported too: a known identical copy.
     data = demo_bytes(20)
     DemoContentItem.objects.get(number=23).file.save("repost.jpg", ContentFile(data))
-    other_case = submit(locations=["demo://content/23"]).report
     submitted = submit(locations=["demo://content/20"])
+    # With another post in it, so it cannot join the case above (services/joining.py).
+    other_case = submit(locations=["demo://content/23", "demo://content/5"]).report
     first = keep_up(submitted.report, moderator)
     assert scan_verdict(data) != "block"
     appeal = reporter_appeal_submit(report=submitted.report, text="It is an intimate image of me.")

@@ -45,6 +45,9 @@ CONSOLE = [
     Endpoint("claim", "post", "/console/case/{task}/claim", frozenset(STAFF)),
     Endpoint("decide", "post", "/console/case/{task}/decide", frozenset(DECIDERS),
              (("decision", "no_violation"), ("reason", "not_intimate"))),
+    # Deciding the cases ticked in the queue (moderation/views/console.bulk_decide): whoever decides cases.
+    Endpoint("bulk-decide", "post", "/console/queue/decide", frozenset(DECIDERS),
+             (("tasks", "{task}"), ("decision", "no_violation"), ("reason", "not_intimate"))),
     Endpoint("release", "post", "/console/case/{task}/release", frozenset(STAFF)),
     Endpoint("escalate", "post", "/console/case/{task}/escalate", frozenset(STAFF), (("note", "please look"),)),
     Endpoint("comment", "post", "/console/case/{task}/comment", frozenset(STAFF), (("note", "a comment"),)),
