@@ -50,12 +50,14 @@ def pattern(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
 
 def labelled_set(root: Path, per_group: int = 4, groups: int = 3) -> Path:
     """ai/: patterns reduced to 5 flat colours (poster-like); real/: other patterns blurred, with grain.
-    Groups by file-name prefix, as list_items reads them."""
+    Groups by file-name prefix, as list_items reads them; each group has its own kind of pattern."""
     (root / "ai").mkdir(parents=True, exist_ok=True)
     (root / "real").mkdir(parents=True, exist_ok=True)
     for group in range(groups):
         for index in range(per_group):
-            seed = 10 * group + index
+            # One kind of pattern per group (the kind is seed % 4): near-duplicates are then found within a group,
+            # where they change nothing, rather than across groups, where they would join them.
+            seed = 4 * (10 * group + index) + group % 4
             pattern(seed).quantize(5).convert("RGB").save(root / "ai" / f"poster{group}_{index}.png")
             soft = np.asarray(pattern(seed + 500).filter(ImageFilter.GaussianBlur(1)), dtype=np.float32)
             grain = np.clip(soft + np.random.default_rng(seed).normal(0, 6, soft.shape), 0, 255).astype(np.uint8)

@@ -134,7 +134,15 @@ def test_a_moderator_may_not_decide_an_escalated_case_in_a_batch_and_learns_whic
         client: Client, mo: User) -> None:
     free, escalated = make_case(), make_case(state=ReviewTask.State.ESCALATED)
     _response, said = post(client, [free.pk, escalated.pk])
-    assert len(said) == 1 and escalated.report.case_number in said[0] and "Untick the escalated cases" in said[0]
+    assert len(said) == 1 and f"case {escalated.report.case_number} cannot be decided" in said[0]
+    assert "decide escalated cases" in said[0] and "Untick it" in said[0]
+    assert undecided(free, escalated)
+
+
+def test_an_escalated_case_ticked_first_is_named_too(client: Client, mo: User) -> None:
+    escalated, free = make_case(state=ReviewTask.State.ESCALATED), make_case()
+    _response, said = post(client, [escalated.pk, free.pk])
+    assert len(said) == 1 and "Untick the escalated cases" in said[0] and escalated.report.case_number in said[0]
     assert undecided(free, escalated)
 
 
