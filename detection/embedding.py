@@ -137,7 +137,27 @@ def load_encoder(path: Path | None = None, threads: int | None = None) -> Encode
             f"The embedding encoder {where.name} has sha256 {actual[:12]}…, not the expected {ENCODER_SHA256[:12]}… "
             f"of {ENCODER_PACKAGE} {ENCODER_PACKAGE_VERSION}: it is damaged or was replaced. {INSTALL_HINT}"
         )
-    return Encoder(unsigned_weights(data), threads=_threads if threads is None else threads)
+    return Encoder(unsigned_weights(data) if int8_products_saturate() else data,
+                   threads=_threads if threads is None else threads)
+
+
+@functools.cache
+def int8_products_saturate(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str = "") -> bool:
+    """Whether ONNX Runtime's uint8-by-int8 products may saturate here: an x86 CPU with AVX2 and no VNNI
+    (``avx512_vnni`` or ``avx_vnni``), or a CPU this cannot tell (then the exact path, to be safe). A VNNI CPU
+    keeps the faster uint8-by-int8 kernel, which is exact there."""
+    import platform
+
+    if (machine or platform.machine()).lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return False  # ARM's int8 dot products do not pair-sum into int16
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("flags")), None)
+    except OSError:
+        return True
+    if flags is None:
+        return True
+    return not ({"avx512_vnni", "avx_vnni"} & set(flags))
 
 
 def unsigned_weights(model: bytes) -> bytes:

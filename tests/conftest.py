@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,30 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if settings.TAKEDOWN_REQUIRE_SERVICES:
             pytest.fail(f"{SHARED_DATA} is missing: CI must have ../shared beside the checkout")
         pytest.skip(f"{SHARED_DATA} is not present in this checkout (CI has it)")
+
+
+# Fixtures through which a test reaches the database (pytest-django refuses database access to any other test).
+_DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+                                "live_server"})
+# Markers of tests whose processes or servers use the configured database without a pytest-django fixture.
+_DATABASE_MARKERS = ("django_db", "celery_worker", "instances", "atproto", "browser", "postgres")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``TAKEDOWN_TEST_DATABASE_ONLY=1`` (CI's second pass, on PostgreSQL), keep only the tests that reach
+    the database: the rest (decoders, hashes, detection, pure functions) cannot tell one database from another
+    and ran in the first pass already."""
+    if os.environ.get("TAKEDOWN_TEST_DATABASE_ONLY") != "1":
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        reaches = (any(item.get_closest_marker(name) for name in _DATABASE_MARKERS)
+                   or not _DATABASE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())))
+        (kept if reaches else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", autouse=True)

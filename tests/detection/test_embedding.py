@@ -187,3 +187,17 @@ def test_the_shipped_probe_separates_the_set_it_was_trained_on_on_this_cpu() -> 
     x, y, _groups, _names = probes.embed_folders([SHARED])
 
     assert roc_auc_score(y, probes.default_probe().probabilities(np.asarray(x))) > 0.95
+
+
+@pytest.mark.parametrize(("flags", "saturates"), [
+    ("fpu sse2 avx avx2 fma", True),                     # AVX2 without VNNI: the exact path
+    ("fpu sse2 avx avx2 avx512f avx512_vnni", False),    # VNNI: the uint8 x int8 kernel is exact
+    ("fpu sse2 avx avx2 avx_vnni", False),
+])
+def test_the_exact_path_is_taken_only_where_int8_products_can_saturate(tmp_path: Path, flags: str,
+                                                                       saturates: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert embedding.int8_products_saturate.__wrapped__(cpuinfo, "x86_64") is saturates
+    assert embedding.int8_products_saturate.__wrapped__(tmp_path / "missing", "x86_64") is True
+    assert embedding.int8_products_saturate.__wrapped__(cpuinfo, "aarch64") is False
