@@ -23,7 +23,6 @@ more information), the oldest joined report becomes a case of its own and the ot
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -276,11 +275,3 @@ def joined_decisions_create(*, decision: Decision, case: Report) -> list[Decisio
                      reason=joined.reason, before=before, after={"status": report.status})
         made.append(joined)
     return made
-
-
-def joined_summary(case: Report) -> list[dict[str, Any]]:
-    """The reports that joined ``case``, for the case page (no contact details)."""
-    return [{"case_number": r.case_number, "source": r.get_source_display(), "received_at": r.received_at,
-             "basis": r.join_basis, "status": r.get_status_display(), "deadline_at": r.deadline_at}
-            for r in Report.objects.filter(joined_to=case).order_by("received_at", "id")]
-

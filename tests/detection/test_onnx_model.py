@@ -85,7 +85,6 @@ def test_every_score_of_the_onnx_model_agrees_with_the_torch_model_on_generated_
 
 
 @pytest.mark.shared_data
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/detection-eval is not present")
 def test_every_score_of_the_onnx_model_agrees_with_the_torch_model_on_the_shared_photos(
     onnx_model: registry.LoadedModel, torch_model: registry.LoadedModel
 ) -> None:

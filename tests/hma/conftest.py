@@ -100,8 +100,8 @@ def pdq_of(data: bytes) -> str:
 # --- HMA's contract ---------------------------------------------------------------------------------------
 
 def load_spec() -> dict[str, Any]:
-    if not HMA_SPEC.is_file():
-        pytest.skip(f"{HMA_SPEC} is missing (HMA's OpenAPI description lives in ../shared/hma)")
+    # Only shared_data tests use the contract: the hook in tests/conftest.py skips them in a clone without
+    # ../shared and fails them in CI.
     return dict(json.loads(HMA_SPEC.read_text()))
 
 
